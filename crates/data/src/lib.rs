@@ -1,0 +1,1 @@
+//! semaug-data: images in and out, datasets, masks, classical augmentations, writers.

@@ -1,1 +1,7 @@
 //! semaug-data: images in and out, datasets, masks, classical augmentations, writers.
+//!
+//! Principal types: [`image_io::Limits`] and the one decode function every image goes
+//! through. Key decision: inputs are never written to, and every output file is
+//! published by write-to-temp + rename, so a crash never leaves a partial file.
+
+pub mod image_io;

@@ -5,3 +5,4 @@
 //! published by write-to-temp + rename, so a crash never leaves a partial file.
 
 pub mod image_io;
+pub mod writer;

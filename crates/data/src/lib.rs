@@ -4,5 +4,6 @@
 //! through. Key decision: inputs are never written to, and every output file is
 //! published by write-to-temp + rename, so a crash never leaves a partial file.
 
+pub mod augment;
 pub mod image_io;
 pub mod writer;

@@ -87,6 +87,13 @@ pub enum Error {
         source: candle_core::Error,
     },
 
+    #[error("condition {condition} is not known to {generator}: {hint}")]
+    UnknownCondition {
+        condition: String,
+        generator: String,
+        hint: String,
+    },
+
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
 }

@@ -9,6 +9,8 @@
 //! - [`Solver`]: stateless step rules (Euler, Heun, midpoint, RK4) and adaptive Dopri5;
 //! - [`integrate()`]: the one loop, `(field, x, grid, solver, hook) -> x`, which generates on
 //!   descending grids, inverts on ascending ones and splices or inpaints on truncated ones;
+//! - [`Generator`]: the seam every backend implements (encode/decode, condition
+//!   embeddings, velocity), viewed as a field through [`ConditionedField`];
 //! - [`seeds::Stream`]: counter-based RNG keyed by run seed, sample, variant and step.
 //!
 //! Key decision: one time convention, sigma in [0, 1] with sigma = 1 pure noise and
@@ -17,6 +19,7 @@
 
 pub mod error;
 pub mod field;
+pub mod generator;
 pub mod grid;
 pub mod guidance;
 pub mod integrate;
@@ -26,6 +29,7 @@ pub mod time;
 
 pub use error::{Error, Result};
 pub use field::VelocityField;
+pub use generator::{Condition, ConditionedField, Generator, GeneratorInfo};
 pub use grid::SigmaGrid;
 pub use guidance::Guided;
 pub use integrate::{integrate, Integrated, StepHook};

@@ -26,6 +26,20 @@ pub fn noised(x0: &Tensor, eps: &Tensor, sigma: f64) -> candle_core::Result<Tens
     x0.affine(1.0 - sigma, 0.0)? + eps.affine(sigma, 0.0)?
 }
 
+/// [`noised`] with one sigma per sample: `sigmas` is `[B]`, `x0` and `eps` are
+/// `[B, ...]`. Training draws a different noise level for every sample.
+pub fn noised_per_sample(
+    x0: &Tensor,
+    eps: &Tensor,
+    sigmas: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let mut shape = vec![x0.dim(0)?];
+    shape.resize(x0.rank(), 1);
+    let s = sigmas.to_dtype(x0.dtype())?.reshape(shape)?;
+    let one_minus = s.affine(-1.0, 1.0)?;
+    x0.broadcast_mul(&one_minus)? + eps.broadcast_mul(&s)?
+}
+
 /// The velocity a flow model is trained to predict on the path from `x0` to `eps`:
 /// `v = eps - x0`, the same at every sigma.
 pub fn velocity_target(x0: &Tensor, eps: &Tensor) -> candle_core::Result<Tensor> {

@@ -3,7 +3,9 @@
 mod common;
 
 use common::{image, max_abs_diff};
-use semaug_core::time::{composition_level, eps_from, flow_time, noised, velocity_target, x0_from};
+use semaug_core::time::{
+    composition_level, eps_from, flow_time, noised, noised_per_sample, velocity_target, x0_from,
+};
 use semaug_core::{Error, Result, Strength};
 
 fn pair() -> Result<(candle_core::Tensor, candle_core::Tensor)> {
@@ -91,5 +93,22 @@ fn composition_levels_run_from_noise_to_the_image() -> Result<()> {
         })
     ));
     assert!(composition_level(0, 0).is_err());
+    Ok(())
+}
+
+#[test]
+fn per_sample_noising_equals_one_sigma_per_row() -> Result<()> {
+    let (x0, eps) = pair()?;
+    let x0 = candle_core::Tensor::cat(&[&x0, &x0.affine(-1.0, 0.1)?], 0)?;
+    let eps = candle_core::Tensor::cat(&[&eps, &eps.affine(0.5, 0.0)?], 0)?;
+    let rows = x0.dim(0)?;
+    let sigmas: Vec<f64> = (0..rows).map(|i| (i as f64 + 0.5) / rows as f64).collect();
+    let sigma_tensor =
+        candle_core::Tensor::new(sigmas.as_slice(), x0.device())?.to_dtype(x0.dtype())?;
+    let all = noised_per_sample(&x0, &eps, &sigma_tensor)?;
+    for (i, s) in sigmas.iter().enumerate() {
+        let one = noised(&x0.narrow(0, i, 1)?, &eps.narrow(0, i, 1)?, *s)?;
+        assert!(max_abs_diff(&all.narrow(0, i, 1)?, &one) < 1e-6);
+    }
     Ok(())
 }

@@ -78,7 +78,11 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<RgbIma
     })?;
     if !matches!(
         format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Bmp | ImageFormat::WebP | ImageFormat::Gif
+        ImageFormat::Png
+            | ImageFormat::Jpeg
+            | ImageFormat::Bmp
+            | ImageFormat::WebP
+            | ImageFormat::Gif
     ) {
         return Err(ImageError::UnknownFormat {
             path: path.to_owned(),
@@ -96,7 +100,11 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<RgbIma
     Ok(image.to_rgb8())
 }
 
-fn reader<'a>(bytes: &'a [u8], format: ImageFormat, limits: &Limits) -> ImageReader<Cursor<&'a [u8]>> {
+fn reader<'a>(
+    bytes: &'a [u8],
+    format: ImageFormat,
+    limits: &Limits,
+) -> ImageReader<Cursor<&'a [u8]>> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_image_width = Some(limits.max_width);
@@ -135,11 +143,14 @@ pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>, ImageError> {
 /// JPEG bytes at `quality` (1-100).
 pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
     let mut out = Vec::new();
-    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-    image.write_with_encoder(encoder).map_err(|e| ImageError::Encode {
-        path: PathBuf::from("<memory>"),
-        detail: e.to_string(),
-    })?;
+    let encoder =
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+    image
+        .write_with_encoder(encoder)
+        .map_err(|e| ImageError::Encode {
+            path: PathBuf::from("<memory>"),
+            detail: e.to_string(),
+        })?;
     Ok(out)
 }
 
@@ -225,7 +236,9 @@ mod tests {
     use super::*;
 
     fn gradient(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x + y) * 3) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x + y) * 3) as u8])
+        })
     }
 
     #[test]
@@ -241,7 +254,13 @@ mod tests {
         let imgs = vec![gradient(8, 6), gradient(8, 6)];
         let t = images_to_tensor(&imgs, &Device::Cpu).unwrap();
         assert_eq!(t.dims4().unwrap(), (2, 3, 6, 8));
-        let max = t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let max = t
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(max <= 1.0);
         assert_eq!(tensor_to_images(&t).unwrap(), imgs);
     }
@@ -263,7 +282,17 @@ mod tests {
             ..Limits::default()
         };
         let err = decode_bytes(&bytes, Path::new("big.png"), &limits).unwrap_err();
-        assert!(matches!(err, ImageError::TooLarge { width: 40, height: 30, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ImageError::TooLarge {
+                    width: 40,
+                    height: 30,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("big.png"));
     }
 
@@ -272,8 +301,12 @@ mod tests {
         let err = decode_bytes(b"hello", Path::new("x.jpg"), &Limits::default()).unwrap_err();
         assert!(matches!(err, ImageError::UnknownFormat { .. }));
         let bytes = encode_png(&gradient(32, 32)).unwrap();
-        let err = decode_bytes(&bytes[..bytes.len() / 2], Path::new("t.png"), &Limits::default())
-            .unwrap_err();
+        let err = decode_bytes(
+            &bytes[..bytes.len() / 2],
+            Path::new("t.png"),
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
         assert!(err.to_string().starts_with("t.png: corrupt"));
     }

@@ -5,5 +5,7 @@
 //! published by write-to-temp + rename, so a crash never leaves a partial file.
 
 pub mod augment;
+pub mod dataset;
 pub mod image_io;
+pub mod mask;
 pub mod writer;

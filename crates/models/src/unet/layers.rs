@@ -1,0 +1,206 @@
+//! The primitive layers of the UNet: convolution, group norm (+ SiLU), linear, embedding and
+//! nearest-neighbour upsampling.
+//!
+//! **Every** convolution of the model goes through [`Conv2d::forward`] and **every** group norm
+//! (with or without the SiLU that follows it) through [`group_norm_act`]. They are the hot
+//! spots of CPU training, and the faster gemm-based conv2d and fused GroupNorm+SiLU kernels of
+//! `semaug-kernels` are meant to be swapped in here and nowhere else.
+//!
+//! Everything is built from candle ops that have a backward pass (candle's fused `layer_norm`,
+//! `softmax_last_dim`, `rms_norm` and `sdpa` have none and are never used in this model).
+//!
+//! Weights are requested with PyTorch's default-initialisation hints (see [`Init`] use below)
+//! so that a model built from a seeded `VarMap` starts where a PyTorch model would:
+//! `kaiming_uniform_(a = sqrt 5)` for conv/linear weights, which is `U(-1/sqrt(fan_in),
+//! 1/sqrt(fan_in))`, the same bound for biases, `N(0, 1)` for embeddings, ones/zeros for norms.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+/// PyTorch's default bound for conv/linear weights and biases: `1 / sqrt(fan_in)`.
+fn fan_in_uniform(fan_in: usize) -> Init {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A 2-D convolution with bias (`torch.nn.Conv2d`, weights `weight [out, in, k, k]`, `bias [out]`).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv2d {
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let init = fan_in_uniform(in_channels * kernel * kernel);
+        let weight =
+            vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
+        let bias = vb.get_with_hints(out_channels, "bias", init)?;
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            padding,
+        })
+    }
+
+    /// `[B, C_in, H, W] -> [B, C_out, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    }
+}
+
+/// `torch.nn.GroupNorm(groups, channels, eps, affine=True)`.
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    pub fn new(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(channels, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(channels, "bias", Init::Const(0.0))?,
+            groups,
+            eps,
+        })
+    }
+
+    /// `[B, C, H, W] -> [B, C, H, W]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        group_norm_act(x, &self.weight, &self.bias, self.groups, self.eps, false)
+    }
+
+    /// `silu(group_norm(x))`, `[B, C, H, W] -> [B, C, H, W]`.
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        group_norm_act(x, &self.weight, &self.bias, self.groups, self.eps, true)
+    }
+}
+
+/// Group norm over `[B, C, H, W]` (statistics per sample and group, biased variance, as
+/// PyTorch), affine per channel, optionally followed by SiLU. Composite of differentiable ops.
+pub fn group_norm_act(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if groups == 0 || c % groups != 0 {
+        candle_core::bail!("group norm: {c} channels do not split into {groups} groups");
+    }
+    // [B, G, C/G * H * W]: one row of statistics per (sample, group).
+    let grouped = x.reshape((b, groups, (c / groups) * h * w))?;
+    let mean = grouped.mean_keepdim(2)?;
+    let centered = grouped.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(2)?;
+    let normed = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let y = normed
+        .reshape((b, c, h, w))?
+        .broadcast_mul(&weight.reshape((1, c, 1, 1))?)?
+        .broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
+    if silu {
+        y.silu()
+    } else {
+        Ok(y)
+    }
+}
+
+/// `torch.nn.Linear(in, out)` with bias: weight `[out, in]`, bias `[out]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(in_features: usize, out_features: usize, vb: VarBuilder) -> Result<Self> {
+        let init = fan_in_uniform(in_features);
+        Ok(Self {
+            weight: vb.get_with_hints((out_features, in_features), "weight", init)?,
+            bias: vb.get_with_hints(out_features, "bias", init)?,
+        })
+    }
+
+    /// `[B, in] -> [B, out]` or `[B, N, in] -> [B, N, out]`.
+    ///
+    /// Computed as one `[N, in] x [in, out]` product per sample, so a sample's output does
+    /// not depend on its batch: a single gemm over all `B * N` rows picks its kernel (and so
+    /// its summation order) by row count, which changes the last bits with the batch size.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows3, squeeze) = match x.rank() {
+            2 => (x.unsqueeze(1)?, true),
+            3 => (x.clone(), false),
+            r => candle_core::bail!("linear: expected a rank 2 or 3 input, got rank {r}"),
+        };
+        let (b, _, in_features) = rows3.dims3()?;
+        let out_features = self.weight.dim(0)?;
+        // [B, in, out] with a real batch stride: candle folds a broadcast (stride 0) weight
+        // into one big gemm, which is what must be avoided here.
+        let weight = self
+            .weight
+            .t()?
+            .unsqueeze(0)?
+            .broadcast_as((b, in_features, out_features))?
+            .contiguous()?;
+        let y = rows3.matmul(&weight)?.broadcast_add(&self.bias)?;
+        if squeeze {
+            y.squeeze(1)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// `torch.nn.Embedding(rows, dim)`: weight `[rows, dim]`, initialised `N(0, 1)`.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    weight: Tensor,
+}
+
+impl Embedding {
+    pub fn new(rows: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
+        let init = Init::Randn {
+            mean: 0.0,
+            stdev: 1.0,
+        };
+        Ok(Self {
+            weight: vb.get_with_hints((rows, dim), "weight", init)?,
+        })
+    }
+
+    /// The table, `[rows, dim]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// `[B]` integer ids (u8, u32 or i64) `-> [B, dim]`. Ids must be in range.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.weight.index_select(ids, 0)
+    }
+}
+
+/// Nearest-neighbour upsampling by 2 (`F.interpolate(scale_factor=2, mode="nearest")`),
+/// `[B, C, H, W] -> [B, C, 2H, 2W]`.
+pub fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    x.upsample_nearest2d(2 * h, 2 * w)
+}

@@ -92,24 +92,30 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<RgbIma
         path: path.to_owned(),
         detail: e.to_string(),
     };
-    let (width, height) = reader(bytes, format, limits)
+    // Headers only: no size limit here, so an oversized image gets our own error
+    // with its real size rather than the decoder's generic one.
+    let (width, height) = reader(bytes, format, None)
         .into_dimensions()
         .map_err(corrupt)?;
     check_size(path, width, height, limits)?;
-    let image = reader(bytes, format, limits).decode().map_err(corrupt)?;
+    let image = reader(bytes, format, Some(limits))
+        .decode()
+        .map_err(corrupt)?;
     Ok(image.to_rgb8())
 }
 
 fn reader<'a>(
     bytes: &'a [u8],
     format: ImageFormat,
-    limits: &Limits,
+    limits: Option<&Limits>,
 ) -> ImageReader<Cursor<&'a [u8]>> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_width);
-    decoder_limits.max_image_height = Some(limits.max_height);
-    decoder_limits.max_alloc = Some(limits.max_alloc);
+    let mut decoder_limits = image::Limits::no_limits();
+    if let Some(limits) = limits {
+        decoder_limits.max_image_width = Some(limits.max_width);
+        decoder_limits.max_image_height = Some(limits.max_height);
+        decoder_limits.max_alloc = Some(limits.max_alloc);
+    }
     reader.limits(decoder_limits);
     reader
 }
@@ -294,6 +300,61 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("big.png"));
+    }
+
+    #[test]
+    fn huge_png_header_is_too_large() {
+        let png = crafted_png_header(100_000, 100_000);
+        let err = decode_bytes(&png, Path::new("huge.png"), &Limits::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageError::TooLarge {
+                    width: 100_000,
+                    height: 100_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    /// PNG signature + IHDR (8-bit RGB) + a tiny IDAT + IEND, all with correct CRCs:
+    /// what a decompression bomb's first bytes look like.
+    fn crafted_png_header(width: u32, height: u32) -> Vec<u8> {
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend(width.to_be_bytes());
+        ihdr.extend(height.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(13u32.to_be_bytes());
+        png.extend(&ihdr);
+        png.extend(crc32(&ihdr).to_be_bytes());
+        for (kind, data) in [
+            (&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0x00][..]),
+            (b"IEND", &[]),
+        ] {
+            let chunk = [kind, data].concat();
+            png.extend((data.len() as u32).to_be_bytes());
+            png.extend(&chunk);
+            png.extend(crc32(&chunk).to_be_bytes());
+        }
+        png
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for b in bytes {
+            crc ^= *b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 
     #[test]

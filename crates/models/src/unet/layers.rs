@@ -6,6 +6,9 @@
 //! spots of CPU training, and the faster gemm-based conv2d and fused GroupNorm+SiLU kernels of
 //! `semaug-kernels` are meant to be swapped in here and nowhere else.
 //!
+//! Linear layers run one product per sample, so a sample's output is bitwise independent of
+//! the batch it is in (see [`Linear::forward`]).
+//!
 //! Everything is built from candle ops that have a backward pass (candle's fused `layer_norm`,
 //! `softmax_last_dim`, `rms_norm` and `sdpa` have none and are never used in this model).
 //!

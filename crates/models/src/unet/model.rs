@@ -261,7 +261,9 @@ impl UNet2DModel {
     ///
     /// * `sample`: `[B, in_channels, H, W]` f32, `H` and `W` multiples of
     ///   [`UNet2DConfig::downsample_factor`].
-    /// * `timesteps`: float, `[B]` (one per sample), `[1]` or a scalar (broadcast).
+    /// * `timesteps`: float, `[B]` (one per sample), `[1]` or a scalar (broadcast). Used as
+    ///   given (diffusers truncates a Python-number timestep to an integer; pass whole
+    ///   numbers to reproduce that).
     /// * `class_labels`: `[B]` integer ids (u8, u32 or i64) in `0..num_class_embeds`; the null
     ///   class is the last row. Required by a class-conditional model, and must be `None` for
     ///   an unconditional one (as in diffusers).

@@ -7,3 +7,5 @@
 //! `UNet2DModel`'s, so checkpoints move both ways between this crate and diffusers.
 
 pub mod unet;
+pub mod flow_training;
+

@@ -4,4 +4,7 @@
 //! every output is planned up front with its own seed stream, so the bytes of a run do
 //! not depend on batching, threads, sharding or interruptions.
 
+pub mod augment;
+pub mod method;
+pub mod plan;
 pub mod spec;

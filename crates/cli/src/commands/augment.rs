@@ -1,0 +1,95 @@
+//! `semaug augment`: map the arguments onto an [`AugmentConfig`] and run it.
+
+use anyhow::Context;
+use semaug_data::dataset::{open_dataset, OpenOptions};
+use semaug_data::image_io::Limits;
+use semaug_data::writer::Format as WriterFormat;
+use semaug_ops::augment::{run as run_augment, AugmentConfig};
+use semaug_ops::method::Method;
+use semaug_ops::plan::Shard;
+
+use crate::cli::{AugmentArgs, Format, Global};
+use crate::progress;
+use crate::UsageError;
+
+/// Samples per WebDataset tar shard.
+const SAMPLES_PER_SHARD: u64 = 1000;
+
+pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
+    let methods = args
+        .method
+        .iter()
+        .map(|text| Method::parse(text).map_err(|e| UsageError(format!("--method {text}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shard = shard(&args)?;
+    let options = OpenOptions {
+        lenient: args.lenient,
+        masks: args.masks.clone(),
+    };
+    let dataset = open_dataset(&args.data, &options)
+        .with_context(|| format!("cannot open dataset {}", args.data.display()))?;
+    let config = AugmentConfig {
+        methods,
+        per_image: args.per_image,
+        seed: global.seed,
+        format: match args.format {
+            Format::Imagefolder => WriterFormat::ImageFolder,
+            Format::Webdataset => WriterFormat::WebDataset {
+                samples_per_shard: SAMPLES_PER_SHARD,
+            },
+        },
+        shard,
+        lenient: args.lenient,
+        limits: Limits::default(),
+    };
+    let total = shard.range(dataset.samples.len()).len() * config.methods.len() * config.per_image;
+    let bar = progress::bar(total as u64, "images", global.quiet);
+    let report = run_augment(&dataset, &config, &args.out, &|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    if !global.quiet {
+        for s in &report.skipped {
+            eprintln!("skipped {}: {}", s.path.display(), s.reason);
+        }
+        println!(
+            "wrote {} images ({} already done, {} sources skipped) to {}; manifest has {} records",
+            report.written,
+            report.already_done,
+            report.skipped.len(),
+            args.out.display(),
+            report.records
+        );
+    }
+    Ok(())
+}
+
+/// `--shard-index/--num-shards`, defaulting to the cluster's array-job variables.
+fn shard(args: &AugmentArgs) -> anyhow::Result<Shard> {
+    let env = |name: &str| -> anyhow::Result<Option<usize>> {
+        match std::env::var(name) {
+            Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                UsageError(format!("{name}={v} is not a non-negative integer")).into()
+            }),
+            Err(_) => Ok(None),
+        }
+    };
+    let slurm_min = env("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+    let index = match args.shard_index {
+        Some(i) => i,
+        None => match env("SLURM_ARRAY_TASK_ID")? {
+            Some(id) => id.saturating_sub(slurm_min),
+            None => env("JOB_COMPLETION_INDEX")?.unwrap_or(0),
+        },
+    };
+    let count = match args.num_shards {
+        Some(n) => n,
+        None => env("SLURM_ARRAY_TASK_COUNT")?.unwrap_or(1),
+    };
+    if count == 0 || index >= count {
+        return Err(UsageError(format!(
+            "shard index {index} must be below the number of shards {count} \
+             (set --shard-index and --num-shards)"
+        ))
+        .into());
+    }
+    Ok(Shard { index, count })
+}

@@ -1,0 +1,22 @@
+//! One module per subcommand; `run` sets up threads and dispatches.
+
+mod augment;
+mod demo;
+mod info;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(threads) = cli.global.threads {
+        if threads == 0 {
+            return Err(crate::UsageError("--threads must be at least 1".into()).into());
+        }
+        // candle and rayon both read this before their pools start.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    match cli.command {
+        Command::Demo(args) => demo::run(&cli.global, args),
+        Command::Info(args) => info::run(&cli.global, args),
+        Command::Augment(args) => augment::run(&cli.global, args),
+    }
+}

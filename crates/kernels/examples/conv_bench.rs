@@ -1,7 +1,8 @@
 //! Times candle's conv2d / GroupNorm against semaug-kernels' on representative layers of
 //! a 32x32 conv UNet and a CIFAR ResNet (batch 64), forward and forward+backward.
 //!
-//! `cargo run --release -p semaug-kernels --example conv_bench [-- --quick]`
+//! `cargo run --release -p semaug-kernels --example conv_bench [-- --quick] [--no-retain]`
+//! (`--no-retain` leaves glibc's malloc at its defaults; see `retain_freed_memory`).
 //! Uses 2 threads unless RAYON_NUM_THREADS is set. Times are the best of a few runs after
 //! a warm-up (the minimum is the least disturbed by other processes).
 
@@ -151,6 +152,9 @@ fn main() -> Result<()> {
         std::env::set_var("RAYON_NUM_THREADS", "2");
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    if !std::env::args().any(|a| a == "--no-retain") {
+        semaug_kernels::retain_freed_memory();
+    }
     let runs = if quick { 1 } else { 3 };
     println!(
         "batch {BATCH}, {} threads, best of {runs} runs, ms",

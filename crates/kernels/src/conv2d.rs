@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use gemm::Parallelism;
 
 use crate::error::KernelError;
-use crate::im2col::{col2im, im2col, ConvGeometry};
+use crate::im2col::{col2im, im2col, merge_phases, split_phases, ConvGeometry};
 use crate::matmul::{matmul, DstLayout, Mat};
 use crate::parallel::{over_batch, with_scratch};
 use crate::storage::{f32_slice, require_f32};
@@ -225,37 +225,30 @@ fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<
     let mut y = vec![0.0f32; g.batch * g.output_per_image()];
     let (k, p) = (g.k(), g.p());
     let w_mat = Mat::row_major(w, g.c_out, k);
-    over_batch(
-        g.batch,
-        &mut y,
-        g.output_per_image(),
-        |images, y_chunk, par| {
-            with_scratch(col_tile_len(g), |col_buf| {
-                let y_images = y_chunk.chunks_exact_mut(g.output_per_image());
-                for (image, y_img) in images.zip(y_images) {
-                    let x_img = &x[image * g.input_per_image()..][..g.input_per_image()];
-                    if let Some(b) = bias {
-                        for (row, &b) in y_img.chunks_exact_mut(p).zip(b) {
-                            row.fill(b);
-                        }
-                    }
-                    for rows in row_tiles(g) {
-                        let n = rows.len() * g.out_w;
-                        let col = Mat::row_major(columns(g, x_img, col_buf, rows.clone()), k, n);
-                        let y_tile = &mut y_img[rows.start * g.out_w..];
-                        matmul(
-                            y_tile,
-                            DstLayout::RowMajor(p),
-                            w_mat,
-                            col,
-                            bias.is_some(),
-                            par,
-                        );
+    let work = |images: Range<usize>, y_chunk: &mut [f32], par| {
+        let (col_len, phase_len) = (col_tile_len(g), phase_len(g));
+        with_scratch(col_len + phase_len, |scratch| {
+            let (col_buf, phase_buf) = scratch.split_at_mut(col_len);
+            let y_images = y_chunk.chunks_exact_mut(g.output_per_image());
+            for (image, y_img) in images.zip(y_images) {
+                let x_img = &x[image * g.input_per_image()..][..g.input_per_image()];
+                let source = im2col_source(g, x_img, phase_buf);
+                if let Some(b) = bias {
+                    for (row, &b) in y_img.chunks_exact_mut(p).zip(b) {
+                        row.fill(b);
                     }
                 }
-            })
-        },
-    );
+                for rows in row_tiles(g) {
+                    let n = rows.len() * g.out_w;
+                    let col = Mat::row_major(columns(g, source, col_buf, rows.clone()), k, n);
+                    let y_tile = &mut y_img[rows.start * g.out_w..];
+                    let accumulate = bias.is_some();
+                    matmul(y_tile, DstLayout::RowMajor(p), w_mat, col, accumulate, par);
+                }
+            }
+        })
+    };
+    over_batch(g.batch, &mut y, g.output_per_image(), work);
     y
 }
 
@@ -291,19 +284,38 @@ fn col_tile_len(g: &ConvGeometry) -> usize {
     }
 }
 
+/// Scratch floats for one image's phase planes (strided convs only).
+fn phase_len(g: &ConvGeometry) -> usize {
+    if g.uses_phases() {
+        g.input_per_image()
+    } else {
+        0
+    }
+}
+
+/// What im2col reads for one image: the image, or its phase planes for strided convs.
+fn im2col_source<'a>(g: &ConvGeometry, x_img: &'a [f32], phase_buf: &'a mut [f32]) -> &'a [f32] {
+    if g.uses_phases() {
+        split_phases(g, x_img, phase_buf);
+        phase_buf
+    } else {
+        x_img
+    }
+}
+
 /// The column matrix of output rows `rows` of one image: the image itself for pointwise
 /// convs (one tile), else im2col into `buffer`.
 fn columns<'a>(
     g: &ConvGeometry,
-    x_img: &'a [f32],
+    source: &'a [f32],
     buffer: &'a mut [f32],
     rows: Range<usize>,
 ) -> &'a [f32] {
     if g.is_pointwise() {
-        x_img
+        source
     } else {
         let len = g.k() * rows.len() * g.out_w;
-        im2col(g, x_img, &mut buffer[..len], rows);
+        im2col(g, source, &mut buffer[..len], rows);
         &buffer[..len]
     }
 }
@@ -378,45 +390,92 @@ impl Conv2dBackward {
         par: Parallelism,
     ) -> PartialGrads {
         let g = &self.geometry;
-        let (k, p) = (g.k(), g.p());
         let mut grads = PartialGrads {
-            dw_t: vec![0.0; g.c_out * k],
+            dw_t: vec![0.0; g.c_out * g.k()],
             db: vec![0.0; if self.has_bias { g.c_out } else { 0 }],
         };
-        let col_len = col_tile_len(g);
-        let dcol_len = if self.need_dx { col_len } else { 0 };
-        let w_t = Mat::row_major(w, g.c_out, k).t();
-        with_scratch(col_len + dcol_len, |scratch| {
-            let (col_buf, dcol_buf) = scratch.split_at_mut(col_len);
+        let (col_len, phase_len) = (col_tile_len(g), phase_len(g));
+        let dx_scratch = if self.need_dx { col_len + phase_len } else { 0 };
+        with_scratch(col_len + phase_len + dx_scratch, |scratch| {
+            let (col_buf, rest) = scratch.split_at_mut(col_len);
+            let (phase_buf, dx_buf) = rest.split_at_mut(phase_len);
             for (i, image) in images.enumerate() {
                 let x_img = &x[image * g.input_per_image()..][..g.input_per_image()];
                 let dy_img = &dy[image * g.output_per_image()..][..g.output_per_image()];
-                for rows in row_tiles(g) {
-                    let n = rows.len() * g.out_w;
-                    let col = Mat::row_major(columns(g, x_img, col_buf, rows.clone()), k, n);
-                    let dy_tile = Mat::strided(&dy_img[rows.start * g.out_w..], g.c_out, n, p);
-                    // dW += dY [c_out, n] x col^T [n, K], kept transposed (faster in gemm).
-                    let dw_t = DstLayout::ColMajor(g.c_out);
-                    matmul(&mut grads.dw_t, dw_t, dy_tile, col.t(), true, par);
-                    if !self.need_dx {
-                        continue;
-                    }
+                let source = im2col_source(g, x_img, phase_buf);
+                self.add_weight_grad(source, dy_img, col_buf, &mut grads.dw_t, par);
+                if self.need_dx {
                     let dx_img = &mut dx_chunk[i * g.input_per_image()..][..g.input_per_image()];
-                    if g.is_pointwise() {
-                        matmul(dx_img, DstLayout::RowMajor(p), w_t, dy_tile, false, par);
-                    } else {
-                        // dcol = W^T [K, c_out] x dY [c_out, n], scattered back onto dx.
-                        let dcol = &mut dcol_buf[..k * n];
-                        matmul(dcol, DstLayout::RowMajor(n), w_t, dy_tile, false, par);
-                        col2im(g, dcol, dx_img, rows);
-                    }
+                    self.input_grad(w, dy_img, dx_buf, dx_img, par);
                 }
-                for (db, row) in grads.db.iter_mut().zip(dy_img.chunks_exact(p)) {
+                for (db, row) in grads.db.iter_mut().zip(dy_img.chunks_exact(g.p())) {
                     *db += crate::simd::sum(row) as f32;
                 }
             }
         });
         grads
+    }
+
+    /// `dw^T += (dY [c_out, P] x col^T [P, K])^T` for one image, tile by tile (gemm is
+    /// faster writing the transpose).
+    fn add_weight_grad(
+        &self,
+        source: &[f32],
+        dy_img: &[f32],
+        col_buf: &mut [f32],
+        dw_t: &mut [f32],
+        par: Parallelism,
+    ) {
+        let g = &self.geometry;
+        for rows in row_tiles(g) {
+            let n = rows.len() * g.out_w;
+            let col = Mat::row_major(columns(g, source, col_buf, rows.clone()), g.k(), n);
+            let dy_tile = Mat::strided(&dy_img[rows.start * g.out_w..], g.c_out, n, g.p());
+            matmul(
+                dw_t,
+                DstLayout::ColMajor(g.c_out),
+                dy_tile,
+                col.t(),
+                true,
+                par,
+            );
+        }
+    }
+
+    /// `dx = col2im(W^T [K, c_out] x dY [c_out, P])` for one image, tile by tile; strided
+    /// convs gather into phase planes first. `scratch` holds a column tile and the phases.
+    fn input_grad(
+        &self,
+        w: &[f32],
+        dy_img: &[f32],
+        scratch: &mut [f32],
+        dx_img: &mut [f32],
+        par: Parallelism,
+    ) {
+        let g = &self.geometry;
+        let (k, p) = (g.k(), g.p());
+        let w_t = Mat::row_major(w, g.c_out, k).t();
+        if g.is_pointwise() {
+            let dy_mat = Mat::row_major(dy_img, g.c_out, p);
+            return matmul(dx_img, DstLayout::RowMajor(p), w_t, dy_mat, false, par);
+        }
+        let (dcol_buf, dphase) = scratch.split_at_mut(col_tile_len(g));
+        let mut scatter = |dsource: &mut [f32]| {
+            for rows in row_tiles(g) {
+                let n = rows.len() * g.out_w;
+                let dy_tile = Mat::strided(&dy_img[rows.start * g.out_w..], g.c_out, n, p);
+                let dcol = &mut dcol_buf[..k * n];
+                matmul(dcol, DstLayout::RowMajor(n), w_t, dy_tile, false, par);
+                col2im(g, dcol, dsource, rows);
+            }
+        };
+        if g.uses_phases() {
+            dphase.fill(0.0);
+            scatter(dphase);
+            merge_phases(g, dphase, dx_img);
+        } else {
+            scatter(dx_img);
+        }
     }
 }
 

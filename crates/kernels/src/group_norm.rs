@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::KernelError;
-use crate::simd::{sigmoid, sum, sum_sq_dev, with_best_simd};
+use crate::simd::{avx2_dispatch, sigmoid, sum, sum_sq_dev};
 use crate::storage::{f32_slice, require_f32};
 
 const OP: &str = "semaug_kernels::group_norm";
@@ -194,10 +194,14 @@ impl GroupNormOp {
                 let gamma = &gamma[first_channel..][..cg];
                 let beta = &beta[first_channel..][..cg];
                 let (eps, spatial) = (self.eps, d.spatial);
-                with_best_simd(|| match self.silu {
-                    true => normalize_group::<true>(x_group, y_group, gamma, beta, spatial, eps),
-                    false => normalize_group::<false>(x_group, y_group, gamma, beta, spatial, eps),
-                });
+                match self.silu {
+                    true => {
+                        normalize_group_fast::<true>(x_group, y_group, gamma, beta, spatial, eps)
+                    }
+                    false => {
+                        normalize_group_fast::<false>(x_group, y_group, gamma, beta, spatial, eps)
+                    }
+                }
             });
         y
     }
@@ -211,6 +215,15 @@ fn group_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let var = sum_sq_dev(x, mean) / n;
     (mean, (1.0 / (var + f64::from(eps)).sqrt()) as f32)
 }
+
+avx2_dispatch!(normalize_group_fast => normalize_group<const SILU>(
+    x: &[f32],
+    y: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    spatial: usize,
+    eps: f32,
+));
 
 #[inline(always)]
 fn normalize_group<const SILU: bool>(
@@ -287,10 +300,10 @@ impl GroupNormBackward {
                         dgamma,
                         dbeta,
                     };
-                    with_best_simd(|| match self.silu {
-                        true => backward_image::<true>(image, gamma, beta, d, self.eps),
-                        false => backward_image::<false>(image, gamma, beta, d, self.eps),
-                    });
+                    match self.silu {
+                        true => backward_image_fast::<true>(image, gamma, beta, d, self.eps),
+                        false => backward_image_fast::<false>(image, gamma, beta, d, self.eps),
+                    }
                 });
             for partial_img in partial.chunks_exact(2 * c) {
                 for (total, &p) in daffine.iter_mut().zip(partial_img) {
@@ -310,6 +323,14 @@ struct ImageGrads<'a> {
     dgamma: &'a mut [f32],
     dbeta: &'a mut [f32],
 }
+
+avx2_dispatch!(backward_image_fast => backward_image<const SILU>(
+    img: ImageGrads<'_>,
+    gamma: &[f32],
+    beta: &[f32],
+    d: NormDims,
+    eps: f32,
+));
 
 /// dx for one image, plus its per-channel sums for dgamma and dbeta.
 ///
@@ -382,36 +403,32 @@ fn affine_output_grad<const SILU: bool>(
     d_out: &mut [f32],
     a: RowAffine,
 ) -> (f64, f64) {
-    let grad_at = |v: f32, dy: f32| -> (f32, f32) {
-        let xhat = (v - a.mean) * a.rstd;
-        if SILU {
-            let pre = xhat * a.gamma + a.beta;
+    // Two simple passes (a map, then two reductions) vectorise reliably; one fused loop
+    // with a sigmoid and two reductions did not.
+    let scale = a.rstd * a.gamma;
+    let shift = a.beta - a.mean * scale;
+    for ((d, &v), &g) in d_out.iter_mut().zip(x).zip(dy) {
+        *d = if SILU {
+            let pre = v * scale + shift;
             let s = sigmoid(pre);
-            (dy * s * (1.0 + pre * (1.0 - s)), xhat)
+            g * s * (1.0 + pre * (1.0 - s))
         } else {
-            (dy, xhat)
-        }
-    };
+            g
+        };
+    }
     let (mut acc_d, mut acc_dx) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let chunks = x
-        .chunks_exact(LANES)
-        .zip(dy.chunks_exact(LANES))
-        .zip(d_out.chunks_exact_mut(LANES));
-    for ((xc, dyc), dc) in chunks {
+    let (x_blocks, x_tail) = x.as_chunks::<LANES>();
+    let (d_blocks, d_tail) = d_out.as_chunks::<LANES>();
+    for (xb, db) in x_blocks.iter().zip(d_blocks) {
         for l in 0..LANES {
-            let (d, xhat) = grad_at(xc[l], dyc[l]);
-            dc[l] = d;
-            acc_d[l] += d;
-            acc_dx[l] += d * xhat;
+            acc_d[l] += db[l];
+            acc_dx[l] += db[l] * ((xb[l] - a.mean) * a.rstd);
         }
     }
-    let done = x.len() - x.len() % LANES;
     let (mut sum_d, mut sum_dx) = (0.0f64, 0.0f64);
-    for ((&v, &g), out) in x[done..].iter().zip(&dy[done..]).zip(&mut d_out[done..]) {
-        let (d, xhat) = grad_at(v, g);
-        *out = d;
+    for (&v, &d) in x_tail.iter().zip(d_tail) {
         sum_d += f64::from(d);
-        sum_dx += f64::from(d * xhat);
+        sum_dx += f64::from(d * ((v - a.mean) * a.rstd));
     }
     let lanes = |acc: [f32; LANES]| acc.iter().map(|&v| f64::from(v)).sum::<f64>();
     (sum_d + lanes(acc_d), sum_dx + lanes(acc_dx))

@@ -3,25 +3,42 @@
 //! so without the switch elementwise loops would use 4-wide vectors and call libm's
 //! scalar `expf`.
 
-/// Runs `work` inside a function compiled with AVX2+FMA when the CPU supports them.
-/// The loops must be in `#[inline(always)]` functions so they are compiled in that context.
+/// True when the CPU has AVX2 and FMA (checked once, then cached by std).
 #[inline(always)]
-pub(crate) fn with_best_simd<R>(work: impl FnOnce() -> R) -> R {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the required CPU features were detected just above.
-            return unsafe { run_with_avx2(work) };
-        }
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
     }
-    work()
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_with_avx2<R>(work: impl FnOnce() -> R) -> R {
-    work()
+/// Defines `fn $name<const FLAG: bool>(args)` that runs the `#[inline(always)]` kernel
+/// `$kernel::<FLAG>(args)` from a copy compiled with AVX2+FMA when the CPU has them.
+/// (A closure-based switch does not work: LLVM declines to inline big closures into the
+/// target-feature function, leaving the loops compiled for SSE2.)
+macro_rules! avx2_dispatch {
+    ($name:ident => $kernel:ident <const $flag:ident> ($($arg:ident : $ty:ty),* $(,)?)) => {
+        fn $name<const $flag: bool>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn with_avx2<const $flag: bool>($($arg: $ty),*) {
+                    $kernel::<$flag>($($arg),*)
+                }
+                if $crate::simd::has_avx2() {
+                    // SAFETY: the CPU features were detected just above.
+                    return unsafe { with_avx2::<$flag>($($arg),*) };
+                }
+            }
+            $kernel::<$flag>($($arg),*)
+        }
+    };
 }
+pub(crate) use avx2_dispatch;
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 // ln 2 split in a part exact in few bits and a remainder (Cody-Waite range reduction).
@@ -103,7 +120,7 @@ mod tests {
         let mut worst = 0.0f64;
         for i in -8700..=8800 {
             let x = i as f32 * 0.01;
-            let got = f64::from(with_best_simd(|| exp(x)));
+            let got = f64::from(exp(x));
             let want = f64::from(x).exp();
             worst = worst.max(((got - want) / want).abs());
         }

@@ -41,6 +41,74 @@ pub enum Command {
     Info(InfoArgs),
     /// Write an augmented copy of a dataset.
     Augment(AugmentArgs),
+    /// Carve a dataset into labeled / validation / unlabeled-pool folders, by seed.
+    Split(SplitArgs),
+    /// Train the embedded generator by conditional flow matching (resumable).
+    Train(TrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// The full dataset (ImageFolder or CIFAR binary).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder: gets `labeled/`, `val/` and `pool/` (each with `ids.txt`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fraction of each class that keeps its label (class-balanced).
+    #[arg(long, default_value_t = 0.05, conflicts_with = "shots")]
+    pub fraction: f64,
+    /// Instead of a fraction: this many labeled images per class.
+    #[arg(long)]
+    pub shots: Option<usize>,
+    /// Validation images per class, drawn from outside the labeled subset.
+    #[arg(long, default_value_t = 500)]
+    pub val_per_class: usize,
+    /// Also write the rest, unlabeled, as `pool/`.
+    #[arg(long)]
+    pub pool: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Labeled training images (ImageFolder or CIFAR binary); a folder of images with no
+    /// class folders trains an unconditional model.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Extra images without labels: trained as the null class (semi-supervised).
+    #[arg(long)]
+    pub unlabeled: Option<PathBuf>,
+    /// Run folder: checkpoints, the exported model (`model/`), the loss curve.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Network size: test, small (default) or base.
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    /// Length of the learning-rate schedule in steps.
+    #[arg(long, default_value_t = 100_000)]
+    pub steps: u64,
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+    /// Stop (after a checkpoint) when this many minutes have passed; run again to resume.
+    #[arg(long)]
+    pub max_minutes: Option<f64>,
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: u64,
+    /// Sigma sampling: logit-normal (default) or uniform.
+    #[arg(long, default_value = "logit-normal")]
+    pub sigma_sampling: String,
+    /// Probability of replacing a label by the null class (for guidance).
+    #[arg(long, default_value_t = 0.1)]
+    pub label_dropout: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub ema_decay: f64,
+    /// Export the model in float32 instead of float16.
+    #[arg(long)]
+    pub f32: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,12 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use image::RgbImage;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use semaug_data::dataset::{Dataset, Sample};
+use semaug_data::image_io::Limits;
 
 use semaug_core::seeds::{label, Stream};
 use semaug_train::checkpoint::Checkpoints;
@@ -134,6 +139,40 @@ pub struct TrainImages {
 }
 
 impl TrainImages {
+    /// Decode a labeled dataset and an optional unlabeled pool (its samples become the
+    /// null class) at `height x width`, resizing any image of another size (Lanczos).
+    pub fn load(
+        labeled: &Dataset,
+        pool: Option<&Dataset>,
+        (height, width): (usize, usize),
+        limits: &Limits,
+    ) -> Result<Self, TrainError> {
+        let samples: Vec<(&Sample, Option<usize>)> = labeled
+            .samples
+            .iter()
+            .map(|s| (s, s.class))
+            .chain(
+                pool.into_iter()
+                    .flat_map(|p| p.samples.iter().map(|s| (s, None))),
+            )
+            .collect();
+        let planes: Vec<Vec<u8>> = samples
+            .par_iter()
+            .map(|(sample, _)| {
+                let image = sample
+                    .load_image(limits)
+                    .map_err(|e| TrainError::Data(e.to_string()))?;
+                Ok(planar(&fit(image, width as u32, height as u32)))
+            })
+            .collect::<Result<_, TrainError>>()?;
+        Ok(Self {
+            pixels: planes.concat(),
+            labels: samples.iter().map(|(_, c)| *c).collect(),
+            height,
+            width,
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -358,6 +397,26 @@ fn push_image(out: &mut Vec<f32>, image: &[u8], width: usize, flip: bool) {
             out.extend(row.iter().map(to_unit));
         }
     }
+}
+
+fn fit(image: RgbImage, width: u32, height: u32) -> RgbImage {
+    if image.dimensions() == (width, height) {
+        image
+    } else {
+        image::imageops::resize(&image, width, height, image::imageops::FilterType::Lanczos3)
+    }
+}
+
+/// HWC u8 -> CHW u8.
+fn planar(image: &RgbImage) -> Vec<u8> {
+    let plane = (image.width() * image.height()) as usize;
+    let mut out = vec![0u8; 3 * plane];
+    for (i, px) in image.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = px[c];
+        }
+    }
+    out
 }
 
 fn check_data(config: &FlowTrainConfig, data: &TrainImages) -> Result<(), TrainError> {

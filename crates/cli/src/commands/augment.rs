@@ -45,7 +45,7 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
     let total = shard.range(dataset.samples.len()).len() * config.methods.len() * config.per_image;
     let bar = progress::bar(total as u64, "images", global.quiet);
     let report = run_augment(&dataset, &config, &args.out, &|n| bar.inc(n))?;
-    bar.finish_and_clear();
+    bar.finish();
     if !global.quiet {
         for s in &report.skipped {
             eprintln!("skipped {}: {}", s.path.display(), s.reason);

@@ -3,6 +3,8 @@
 mod augment;
 mod demo;
 mod info;
+mod split;
+mod train;
 
 use crate::cli::{Cli, Command};
 
@@ -18,5 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli.global, args),
         Command::Info(args) => info::run(&cli.global, args),
         Command::Augment(args) => augment::run(&cli.global, args),
+        Command::Split(args) => split::run(&cli.global, args),
+        Command::Train(args) => train::run(&cli.global, args),
     }
 }

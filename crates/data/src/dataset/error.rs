@@ -45,6 +45,13 @@ pub enum DatasetError {
     TooDeep { path: PathBuf, max_depth: usize },
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: already exists and is not empty; choose a new output folder")]
+    OutputExists { path: PathBuf },
     #[error("{path}: masks folder not found; check the --masks path")]
     MasksNotFound { path: PathBuf },
     #[error(

@@ -16,6 +16,7 @@ mod cifar;
 mod error;
 mod folder;
 mod masks;
+mod materialize;
 mod subset;
 mod summary;
 
@@ -32,6 +33,7 @@ pub use cifar::{CifarBinary, CifarFormat};
 pub use error::DatasetError;
 pub use folder::{is_image_path, read_classes_json, ImageFolder, CLASSES_JSON, IMAGE_EXTENSIONS};
 pub use masks::{image_dimensions, mask_relative_path};
+pub use materialize::IDS_FILE;
 pub use summary::{ClassCount, MaskCounts, SizeCount, Summary};
 
 /// How to open a dataset.

@@ -60,9 +60,15 @@ impl Method {
         }
     }
 
-    /// The parameters recorded in every output's provenance.
+    /// The parameters recorded in every output's provenance. Printed through text so
+    /// f32 fields keep their short form (`0.4`, not `0.4000000059604645`).
     pub fn params(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        let text = match self {
+            Self::Classical { pipeline, .. } => serde_json::to_string(pipeline),
+        };
+        text.ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 
     /// Whether the method needs a generative model.

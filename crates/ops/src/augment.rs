@@ -168,7 +168,12 @@ fn augment_sample(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Result<usize, Skipped>, AugmentError> {
     let sample = &dataset.samples[jobs[0].sample];
-    let (image, sha256) = match load_with_hash(sample, &config.limits) {
+    let loaded = load_with_hash(sample, &config.limits).and_then(|(image, sha256)| {
+        let mask = sample.load_mask_for(image.dimensions(), &config.limits)?;
+        Ok((image, mask, sha256))
+    });
+    // Masks are checked for every method; the masked methods use them.
+    let (image, _mask, sha256) = match loaded {
         Ok(loaded) => loaded,
         Err(err) if config.lenient => return Ok(Err(Skipped::sample(sample, &dataset.root, &err))),
         Err(err) => return Err(err),

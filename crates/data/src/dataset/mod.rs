@@ -149,6 +149,20 @@ impl Sample {
         }
     }
 
+    /// The mask of an image already decoded at `size`; a mask of another size is an
+    /// error naming both files.
+    pub fn load_mask_for(
+        &self,
+        size: (u32, u32),
+        limits: &Limits,
+    ) -> Result<Option<GrayImage>, DatasetError> {
+        let mask = self.load_mask(limits)?;
+        if let (Some(mask_image), Some(mask_path)) = (&mask, &self.mask) {
+            masks::ensure_same_size(self, mask_path, size, mask_image.dimensions())?;
+        }
+        Ok(mask)
+    }
+
     /// Image and mask together; a mask whose size differs from its image is an error
     /// naming both files, found from the headers before either is decoded.
     pub fn load_image_and_mask(

@@ -420,7 +420,8 @@ mod tests {
             }
             // <im2col(x), c> == <x, col2im(c)> for any c, whole or tile by tile.
             let c: Vec<f32> = (0..col.len()).map(|v| ((v * 7) % 11) as f32).collect();
-            let back = scatter(&g, &c, &[0..g.out_h]);
+            let whole = 0..g.out_h;
+            let back = scatter(&g, &c, std::slice::from_ref(&whole));
             let halves = [0..g.out_h / 2, g.out_h / 2..g.out_h];
             assert_eq!(back, scatter(&g, &c, &halves), "tiled col2im for {g:?}");
             let lhs: f32 = col.iter().zip(&c).map(|(a, b)| a * b).sum();

@@ -11,6 +11,9 @@
 //! dtypes are an error ([`KernelError`]).
 
 mod conv2d;
+mod conv_engine;
+mod conv_grads;
+mod conv_transpose2d;
 mod error;
 mod group_norm;
 mod im2col;
@@ -21,6 +24,7 @@ mod simd;
 mod storage;
 
 pub use conv2d::conv2d;
+pub use conv_transpose2d::conv_transpose2d;
 pub use error::KernelError;
 pub use group_norm::group_norm;
 pub use memory::retain_freed_memory;

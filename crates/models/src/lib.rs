@@ -7,5 +7,6 @@
 //! `UNet2DModel`'s, so checkpoints move both ways between this crate and diffusers.
 
 pub mod unet;
+pub mod embedded;
 pub mod flow_training;
 

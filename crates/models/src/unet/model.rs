@@ -323,6 +323,13 @@ impl UNet2DModel {
         })
     }
 
+    /// The time part of the conditioning, `[B, T]`: what [`Self::forward_with_embedding`]
+    /// needs besides a class row (e.g. a learned concept row) added to it.
+    pub fn time_embedding(&self, timesteps: &Tensor, batch: usize) -> Result<Tensor, UnetError> {
+        let t = self.broadcast_timesteps(timesteps, batch)?;
+        Ok(self.time_embedding.forward(&self.time_proj.forward(&t)?)?)
+    }
+
     /// The network given the conditioning vector directly: `sample [B, C_in, H, W]`,
     /// `embedding [B, T]` (see [`Self::conditioning`]; e.g. a time embedding plus a learned,
     /// not-yet-tabled class row) `-> [B, C_out, H, W]`.

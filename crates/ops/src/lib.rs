@@ -5,6 +5,7 @@
 //! not depend on batching, threads, sharding or interruptions.
 
 pub mod augment;
+pub mod generative;
 pub mod method;
 pub mod plan;
 pub mod spec;

@@ -38,14 +38,20 @@ const fn layer(
 }
 
 const CONV_LAYERS: &[ConvLayer] = &[
+    // UNet (base 64, mults 1, 2, 2)
     layer("stem 3->64 32x32 3x3", 3, 64, 32, 3, 1),
     layer("64->64 32x32 3x3", 64, 64, 32, 3, 1),
     layer("128->128 16x16 3x3", 128, 128, 16, 3, 1),
     layer("128->128 8x8 3x3", 128, 128, 8, 3, 1),
     layer("64->128 32->16 3x3 s2", 64, 128, 32, 3, 2),
     layer("128->128 16->8 3x3 s2", 128, 128, 16, 3, 2),
-    layer("16->32 32->16 1x1 s2", 16, 32, 32, 1, 2),
     layer("128->64 32x32 1x1", 128, 64, 32, 1, 1),
+    // CIFAR ResNet-20
+    layer("r20 16->16 32x32 3x3", 16, 16, 32, 3, 1),
+    layer("r20 32->32 16x16 3x3", 32, 32, 16, 3, 1),
+    layer("r20 64->64 8x8 3x3", 64, 64, 8, 3, 1),
+    layer("r20 16->32 32->16 3x3 s2", 16, 32, 32, 3, 2),
+    layer("r20 16->32 32->16 1x1 s2", 16, 32, 32, 1, 2),
 ];
 
 const BATCH: usize = 64;
@@ -102,6 +108,20 @@ fn time_conv(l: &ConvLayer, conv: ConvFn, runs: usize) -> Result<(f64, f64)> {
     Ok((fwd, train))
 }
 
+/// (forward ms, forward+backward ms) of a 2x-upsampling transposed conv, 128->64
+/// channels 16x16 -> 32x32, 4x4 kernel, stride 2, padding 1.
+fn time_conv_transpose(ours: bool, runs: usize) -> Result<(f64, f64)> {
+    let x = Var::from_tensor(&filled(&[BATCH, 128, 16, 16], 7)?)?;
+    let w = Var::from_tensor(&(filled(&[128, 64, 4, 4], 8)? * 0.05)?)?;
+    let up = |x: &Tensor| match ours {
+        true => semaug_kernels::conv_transpose2d(x, &w, None, 2, 1, 0),
+        false => x.conv_transpose2d(&w, 1, 0, 2, 1),
+    };
+    let fwd = best_ms(runs, || up(&x).map(|_| ()))?;
+    let train = best_ms(runs, || up(&x)?.sum_all()?.backward().map(|_| ()))?;
+    Ok((fwd, train))
+}
+
 type NormFn = fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
 
 fn candle_group_norm_silu(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
@@ -155,7 +175,7 @@ fn main() -> Result<()> {
     if !std::env::args().any(|a| a == "--no-retain") {
         semaug_kernels::retain_freed_memory();
     }
-    let runs = if quick { 1 } else { 3 };
+    let runs = if quick { 1 } else { 5 };
     println!(
         "batch {BATCH}, {} threads, best of {runs} runs, ms",
         candle_core::utils::get_num_threads()
@@ -173,6 +193,9 @@ fn main() -> Result<()> {
         let ours = time_conv(l, our_conv, runs)?;
         row(l.name, candle, ours);
     }
+    let candle = time_conv_transpose(false, runs)?;
+    let ours = time_conv_transpose(true, runs)?;
+    row("convT 128->64 16->32 4x4 s2", candle, ours);
     for (channels, size) in [(64, 32), (128, 16), (128, 8)] {
         let candle = time_norm(channels, size, candle_group_norm_silu, runs)?;
         let ours = time_norm(channels, size, our_group_norm_silu, runs)?;

@@ -201,14 +201,12 @@ fn backward_batch(
 fn product_tile(
     g: &ConvGeometry,
     w: &[f32],
-    col: &[f32],
+    col: Mat<'_>,
     dst: &mut [f32],
     accumulate: bool,
     par: Parallelism,
 ) {
-    let n = col.len() / g.k().max(1);
     let w_mat = Mat::row_major(w, g.c_out, g.k());
-    let col = Mat::row_major(col, g.k(), n);
     matmul(dst, DstLayout::RowMajor(g.p()), w_mat, col, accumulate, par);
 }
 
@@ -216,20 +214,12 @@ fn product_tile(
 fn add_weight_grad_tile(
     g: &ConvGeometry,
     dy_tile: Mat<'_>,
-    col: &[f32],
+    col: Mat<'_>,
     dw_t: &mut [f32],
     par: Parallelism,
 ) {
-    let n = col.len() / g.k().max(1);
-    let col_t = Mat::row_major(col, g.k(), n).t();
-    matmul(
-        dw_t,
-        DstLayout::ColMajor(g.c_out),
-        dy_tile,
-        col_t,
-        true,
-        par,
-    );
+    let dw_t_layout = DstLayout::ColMajor(g.c_out);
+    matmul(dw_t, dw_t_layout, dy_tile, col.t(), true, par);
 }
 
 /// `dx_img = col2im(W^T [K, c_out] x dy_img [c_out, P])`, tile by tile; strided convs
@@ -254,9 +244,16 @@ fn input_grad_image(
         for rows in row_tiles(g) {
             let n = rows.len() * g.out_w;
             let dy_tile = Mat::strided(&dy_img[rows.start * g.out_w..], g.c_out, n, p);
-            let dcol = &mut dcol_buf[..k * n];
-            matmul(dcol, DstLayout::RowMajor(n), w_t, dy_tile, false, par);
-            col2im(g, dcol, dsource, rows);
+            let stride = tile_row_stride(n);
+            matmul(
+                dcol_buf,
+                DstLayout::RowMajor(stride),
+                w_t,
+                dy_tile,
+                false,
+                par,
+            );
+            col2im(g, dcol_buf, stride, dsource, rows);
         }
     };
     if g.uses_phases() {
@@ -300,7 +297,11 @@ fn col_tile_len(g: &ConvGeometry) -> usize {
     if g.is_pointwise() {
         0
     } else {
-        g.k() * rows_per_tile(g) * g.out_w
+        g.k()
+            * row_tiles(g)
+                .map(|r| tile_row_stride(r.len() * g.out_w))
+                .max()
+                .unwrap_or(0)
     }
 }
 
@@ -330,13 +331,25 @@ fn columns<'a>(
     source: &'a [f32],
     buffer: &'a mut [f32],
     rows: Range<usize>,
-) -> &'a [f32] {
+) -> Mat<'a> {
+    let n = rows.len() * g.out_w;
     if g.is_pointwise() {
-        source
+        Mat::row_major(source, g.k(), n)
     } else {
-        let len = g.k() * rows.len() * g.out_w;
-        im2col(g, source, &mut buffer[..len], rows);
-        &buffer[..len]
+        let stride = tile_row_stride(n);
+        im2col(g, source, buffer, stride, rows);
+        Mat::strided(buffer, g.k(), n, stride)
+    }
+}
+
+/// Row stride for a column tile of `n` pixels. Strides that are multiples of 4 KiB make
+/// gemm's reads of successive rows collide in the same cache sets (measured: 53 vs 104
+/// GFLOP/s for a 16-channel 32x32 conv), so those get a little padding.
+fn tile_row_stride(n: usize) -> usize {
+    if n.is_multiple_of(256) {
+        n + 16
+    } else {
+        n
     }
 }
 

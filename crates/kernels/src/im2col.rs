@@ -173,43 +173,56 @@ impl Window {
     }
 }
 
-/// Fills `col` (`[K, rows.len() * out_w]`, every element written) with the columns of
-/// output rows `rows`. `source` is the image (`[c_in, h, w]`) or, for strided convs, its
-/// phase planes from [`split_phases`].
-pub(crate) fn im2col(g: &ConvGeometry, source: &[f32], col: &mut [f32], rows: Range<usize>) {
+/// Fills `col` (`[K, rows.len() * out_w]` with rows `row_stride` apart, every used
+/// element written) with the columns of output rows `rows`. `source` is the image
+/// (`[c_in, h, w]`) or, for strided convs, its phase planes from [`split_phases`].
+pub(crate) fn im2col(
+    g: &ConvGeometry,
+    source: &[f32],
+    col: &mut [f32],
+    row_stride: usize,
+    rows: Range<usize>,
+) {
     let (plane, tile) = (g.h * g.w, rows.len() * g.out_w);
     if tile == 0 {
         return;
     }
-    let mut col_rows = col.chunks_exact_mut(tile);
+    let mut col_rows = col.chunks_mut(row_stride);
     for src in source.chunks_exact(plane).take(g.c_in) {
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let Some(col_row) = col_rows.next() else {
                     return;
                 };
-                copy_window(g, &g.tap(ky, kx), src, col_row, &rows);
+                copy_window(g, &g.tap(ky, kx), src, &mut col_row[..tile], &rows);
             }
         }
     }
 }
 
-/// Adds the columns `col` of output rows `rows` onto `dsource` (the image gradient, or
-/// for strided convs its phase planes, merged later by [`merge_phases`]): the adjoint of
-/// [`im2col`]. `col` is scratch: its padding entries are zeroed.
-pub(crate) fn col2im(g: &ConvGeometry, col: &mut [f32], dsource: &mut [f32], rows: Range<usize>) {
+/// Adds the columns `col` (rows `row_stride` apart) of output rows `rows` onto `dsource`
+/// (the image gradient, or for strided convs its phase planes, merged later by
+/// [`merge_phases`]): the adjoint of [`im2col`]. `col` is scratch: its padding entries
+/// are zeroed.
+pub(crate) fn col2im(
+    g: &ConvGeometry,
+    col: &mut [f32],
+    row_stride: usize,
+    dsource: &mut [f32],
+    rows: Range<usize>,
+) {
     let (plane, tile) = (g.h * g.w, rows.len() * g.out_w);
     if tile == 0 {
         return;
     }
-    let mut col_rows = col.chunks_exact_mut(tile);
+    let mut col_rows = col.chunks_mut(row_stride);
     for dst in dsource.chunks_exact_mut(plane).take(g.c_in) {
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let Some(col_row) = col_rows.next() else {
                     return;
                 };
-                add_window(g, &g.tap(ky, kx), col_row, dst, &rows);
+                add_window(g, &g.tap(ky, kx), &mut col_row[..tile], dst, &rows);
             }
         }
     }
@@ -345,9 +358,15 @@ mod tests {
         if g.uses_phases() {
             split_phases(g, x, &mut source);
         }
-        let mut col = vec![f32::NAN; g.k() * rows.len() * g.out_w];
-        im2col(g, &source, &mut col, rows);
-        col
+        let n = rows.len() * g.out_w;
+        // A padded row stride, as the conv uses to dodge cache-set aliasing.
+        let stride = n + 3;
+        let mut padded = vec![f32::NAN; g.k() * stride];
+        im2col(g, &source, &mut padded, stride, rows);
+        padded
+            .chunks(stride)
+            .flat_map(|row| row[..n].to_vec())
+            .collect()
     }
 
     /// col2im through phases when the geometry is strided, as the conv backward does.
@@ -359,7 +378,7 @@ mod tests {
                 .chunks_exact(g.p())
                 .flat_map(|row| row[tile.start * g.out_w..][..n].to_vec())
                 .collect();
-            col2im(g, &mut part, &mut dsource, tile.clone());
+            col2im(g, &mut part, n.max(1), &mut dsource, tile.clone());
         }
         if !g.uses_phases() {
             return dsource;

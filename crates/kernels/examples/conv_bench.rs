@@ -122,6 +122,22 @@ fn time_conv_transpose(ours: bool, runs: usize) -> Result<(f64, f64)> {
     Ok((fwd, train))
 }
 
+/// (forward ms, forward+backward ms) of a UNet up block: nearest 2x then 3x3 conv with
+/// bias, 128->128 channels, 16x16 -> 32x32. Candle upsamples then convolves; ours folds
+/// both into one transposed conv.
+fn time_up_block(ours: bool, runs: usize) -> Result<(f64, f64)> {
+    let x = Var::from_tensor(&filled(&[BATCH, 128, 16, 16], 18)?)?;
+    let w = Var::from_tensor(&(filled(&[128, 128, 3, 3], 19)? * 0.05)?)?;
+    let b = Var::from_tensor(&filled(&[128], 20)?)?;
+    let up = |x: &Tensor| match ours {
+        true => semaug_kernels::upsample2x_conv3x3(x, &w, Some(&b)),
+        false => candle_conv(&x.upsample_nearest2d(32, 32)?, &w, &b, 1, 1),
+    };
+    let fwd = best_ms(runs, || up(&x).map(|_| ()))?;
+    let train = best_ms(runs, || up(&x)?.sum_all()?.backward().map(|_| ()))?;
+    Ok((fwd, train))
+}
+
 type NormFn = fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
 
 fn candle_group_norm_silu(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
@@ -150,6 +166,60 @@ fn time_norm(channels: usize, size: usize, norm: NormFn, runs: usize) -> Result<
     let fwd = best_ms(runs, || norm(&x, &gamma, &beta).map(|_| ()))?;
     let train = best_ms(runs, || {
         norm(&x, &gamma, &beta)?.sum_all()?.backward().map(|_| ())
+    })?;
+    Ok((fwd, train))
+}
+
+/// Parameters of a residual block: GN+SiLU, conv3x3, GN+SiLU, conv3x3, plus the input.
+struct ResBlock {
+    gammas: [Var; 2],
+    betas: [Var; 2],
+    weights: [Var; 2],
+    biases: [Var; 2],
+}
+
+impl ResBlock {
+    fn new(channels: usize) -> Result<Self> {
+        let var = |dims: &[usize], seed: usize, scale: f64, offset: f64| {
+            Var::from_tensor(&filled(dims, seed)?.affine(scale, offset)?)
+        };
+        let c = channels;
+        Ok(ResBlock {
+            gammas: [var(&[c], 10, 0.1, 1.0)?, var(&[c], 11, 0.1, 1.0)?],
+            betas: [var(&[c], 12, 0.1, 0.0)?, var(&[c], 13, 0.1, 0.0)?],
+            weights: [
+                var(&[c, c, 3, 3], 14, 0.05, 0.0)?,
+                var(&[c, c, 3, 3], 15, 0.05, 0.0)?,
+            ],
+            biases: [var(&[c], 16, 0.1, 0.0)?, var(&[c], 17, 0.1, 0.0)?],
+        })
+    }
+
+    fn forward(&self, x: &Tensor, norm: NormFn, conv: ConvFn) -> Result<Tensor> {
+        let mut h = x.clone();
+        for i in 0..2 {
+            h = norm(&h, &self.gammas[i], &self.betas[i])?;
+            h = conv(&h, &self.weights[i], &self.biases[i], 1, 1)?;
+        }
+        h + x
+    }
+}
+
+/// (forward ms, forward+backward ms) of a residual block on `[64, channels, size, size]`.
+fn time_res_block(channels: usize, size: usize, ours: bool, runs: usize) -> Result<(f64, f64)> {
+    let block = ResBlock::new(channels)?;
+    let x = Var::from_tensor(&filled(&[BATCH, channels, size, size], 9)?)?;
+    let (norm, conv): (NormFn, ConvFn) = match ours {
+        true => (our_group_norm_silu, our_conv),
+        false => (candle_group_norm_silu, candle_conv),
+    };
+    let fwd = best_ms(runs, || block.forward(&x, norm, conv).map(|_| ()))?;
+    let train = best_ms(runs, || {
+        block
+            .forward(&x, norm, conv)?
+            .sum_all()?
+            .backward()
+            .map(|_| ())
     })?;
     Ok((fwd, train))
 }
@@ -196,11 +266,23 @@ fn main() -> Result<()> {
     let candle = time_conv_transpose(false, runs)?;
     let ours = time_conv_transpose(true, runs)?;
     row("convT 128->64 16->32 4x4 s2", candle, ours);
+    let candle = time_up_block(false, runs)?;
+    let ours = time_up_block(true, runs)?;
+    row("up2x+conv 128->128 16->32", candle, ours);
     for (channels, size) in [(64, 32), (128, 16), (128, 8)] {
         let candle = time_norm(channels, size, candle_group_norm_silu, runs)?;
         let ours = time_norm(channels, size, our_group_norm_silu, runs)?;
         row(
             &format!("GN32+SiLU {channels}ch {size}x{size}"),
+            candle,
+            ours,
+        );
+    }
+    for (channels, size) in [(64, 32), (128, 16)] {
+        let candle = time_res_block(channels, size, false, runs)?;
+        let ours = time_res_block(channels, size, true, runs)?;
+        row(
+            &format!("res block {channels}ch {size}x{size}"),
             candle,
             ours,
         );

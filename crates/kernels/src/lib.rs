@@ -1,14 +1,17 @@
 //! semaug-kernels: fast CPU kernels for training small conv nets with candle.
 //!
-//! Principal functions: [`conv2d`] (im2col + gemm convolution with its own backward) and
-//! [`group_norm`] (GroupNorm, optionally fused with SiLU, forward and backward). Both are
-//! candle custom ops: they plug into candle's autograd like built-in ops, run their
-//! gradients as single no-backward kernels, and use candle's thread count.
+//! Principal functions: [`conv2d`] and [`conv_transpose2d`] (im2col + gemm convolutions
+//! with their own backward, bias fused) and [`group_norm`] (GroupNorm, optionally fused
+//! with SiLU, forward and backward). All are candle custom ops: they plug into candle's
+//! autograd like built-in ops, run their gradients as single no-backward kernels, and use
+//! candle's thread count (`RAYON_NUM_THREADS`) on rayon's global pool.
+//! [`upsample2x_conv3x3`] runs a UNet up block (nearest 2x + 3x3 conv) as one transposed
+//! conv with 2.25x fewer multiply-adds.
 //! [`retain_freed_memory`] stops glibc from returning freed tensors' pages to the OS,
 //! which otherwise dominates the cost of candle's elementwise ops in a training step.
 //!
 //! Key decision: f32 NCHW on CPU only; other devices fall back to candle's own ops, other
-//! dtypes are an error ([`KernelError`]).
+//! dtypes are an error ([`KernelError`]). Second-order gradients are not supported.
 
 mod conv2d;
 mod conv_engine;
@@ -22,9 +25,11 @@ mod memory;
 mod parallel;
 mod simd;
 mod storage;
+mod upsample_conv;
 
 pub use conv2d::conv2d;
 pub use conv_transpose2d::conv_transpose2d;
 pub use error::KernelError;
 pub use group_norm::group_norm;
 pub use memory::retain_freed_memory;
+pub use upsample_conv::upsample2x_conv3x3;

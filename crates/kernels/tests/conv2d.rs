@@ -20,6 +20,8 @@ const CASES: &[Case] = &[
     (2, 6, 7, 7, 5, 2, 1, 0),    // even kernel, no padding
     (1, 2, 3, 3, 3, 3, 1, 0),    // 1x1 output
     (5, 3, 4, 4, 2, 3, 3, 2),    // stride 3, padding 2
+    (9, 4, 6, 6, 5, 3, 1, 1),    // batch split into parallel chunks
+    (8, 3, 9, 7, 4, 3, 2, 1),    // batch split, strided
 ];
 
 fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, s: usize, p: usize) -> Result<Tensor> {

@@ -9,4 +9,5 @@
 pub mod unet;
 pub mod embedded;
 pub mod flow_training;
+pub mod sd;
 

@@ -181,7 +181,9 @@ impl ClipTextModel {
     /// Loads a transformers `CLIPTextModel` folder (`config.json` + `model.safetensors`,
     /// e.g. SD's `text_encoder/`) onto `device`, weights as f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, SdError> {
-        let config: ClipTextConfig = read_json(&dir.join(CLIP_CONFIG_FILE), "CLIP text")?;
+        let config_path = dir.join(CLIP_CONFIG_FILE);
+        let config: ClipTextConfig = read_json(&config_path, "CLIP text")?;
+        config.check(&config_path.display().to_string())?;
         let path = first_existing(dir, &CLIP_WEIGHTS_FILES);
         let tensors = read_safetensors(&path, "the CLIP text encoder weights", device)?;
         Self::from_tensors(&config, tensors, device, &path.display().to_string())

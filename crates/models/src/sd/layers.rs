@@ -31,20 +31,6 @@ impl Linear {
             bias: None,
         })
     }
-
-    /// `new` or `no_bias` as `bias` says.
-    pub fn with_bias(
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        if bias {
-            Self::new(in_features, out_features, vb)
-        } else {
-            Self::no_bias(in_features, out_features, vb)
-        }
-    }
 }
 
 impl Module for Linear {

@@ -7,6 +7,8 @@
 //! * [`DdimSchedule`]: DDIM tables and deterministic steps, forward and inverse, as pure
 //!   functions of `alphas_cumprod` (from `scheduler/`).
 //! * [`AutoencoderKl`]: the VAE from `vae/` (posterior mean/logvar, decode, latent scaling).
+//! * [`UNet2DConditionModel`]: the text-conditioned denoiser from `unet/` (cross-attention
+//!   transformer blocks, GEGLU with the exact erf GELU).
 //!
 //! Key decision: every module is built from candle ops that have a backward pass (no fused
 //! `layer_norm` / `softmax_last_dim` / `sdpa`), so gradients reach every parameter and any
@@ -18,6 +20,8 @@ pub mod error;
 mod layers;
 mod resnet;
 pub mod tokenizer;
+mod transformer;
+pub mod unet_cond;
 pub mod vae;
 mod weights;
 
@@ -25,4 +29,5 @@ pub use clip::{ClipHiddenStates, ClipTextConfig, ClipTextModel, ClipTextOutput, 
 pub use ddim::{DdimConfig, DdimSchedule, DdimStep, PredictionType};
 pub use error::SdError;
 pub use tokenizer::ClipTokenizer;
+pub use unet_cond::{UNet2DConditionConfig, UNet2DConditionModel, UNetIntermediates};
 pub use vae::{to_unit_range, AutoencoderKl, LatentPosterior, VaeConfig};

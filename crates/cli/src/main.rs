@@ -42,7 +42,16 @@ fn main() -> ExitCode {
 
 /// `error: outer: cause: root cause` on one line, as ripgrep and cargo do.
 fn report(err: &anyhow::Error) {
-    let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    // One line: decoders' messages may carry their own newlines.
+    let chain: Vec<String> = err
+        .chain()
+        .map(|e| {
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
     let mut line = String::from("error: ");
     for (i, part) in chain.iter().enumerate() {
         // Library errors often repeat their source's text; skip parts already shown.

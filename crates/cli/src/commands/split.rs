@@ -13,12 +13,12 @@ pub fn run(global: &Global, args: SplitArgs) -> anyhow::Result<()> {
     let data = open_dataset(&args.data, &OpenOptions::default())
         .with_context(|| format!("cannot open dataset {}", args.data.display()))?;
     let labeled = match args.shots {
-        Some(k) => data.subset_k_shot(k, global.seed, false)?,
+        Some(k) => data.subset_k_shot(k, global.seed, args.lenient)?,
         None => data.subset_fraction(args.fraction, global.seed)?,
     };
     let rest = data.exclude(labeled.ids());
     let val = if args.val_per_class > 0 {
-        rest.subset_k_shot(args.val_per_class, global.seed, false)?
+        rest.subset_k_shot(args.val_per_class, global.seed, args.lenient)?
     } else {
         rest.filter(|_| false)
     };

@@ -239,7 +239,6 @@ fn another_seed_into_the_same_folder_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: the settings-changed error suggests `--overwrite`, which augment does not have"]
 fn settings_changed_error_suggests_only_existing_flags() {
     let dir = tempfile::tempdir().unwrap();
     let data = cifar_subset(dir.path(), &CIFAR_CLASSES, 1);

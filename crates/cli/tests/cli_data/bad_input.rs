@@ -168,7 +168,6 @@ fn garbage_jpeg_is_skipped_when_lenient() {
 }
 
 #[test]
-#[ignore = "bug: the JPEG decoder's message ends in a newline, so the error spans two lines"]
 fn truncated_jpeg_is_rejected_on_one_line() {
     truncated_jpeg().assert_rejected("truncated");
 }
@@ -204,7 +203,6 @@ fn empty_class_folder_is_rejected() {
 }
 
 #[test]
-#[ignore = "bug: augment --lenient drops an empty class folder without reporting it"]
 fn empty_class_folder_is_skipped_and_reported_when_lenient() {
     empty_class().assert_skipped();
 }

@@ -135,7 +135,6 @@ fn split_into_a_non_empty_folder_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: split's too-few-images error suggests --lenient, which split does not have"]
 fn too_few_images_error_suggests_only_existing_flags() {
     let dir = tempfile::tempdir().unwrap();
     let data = cifar_subset(dir.path(), &CLASSES, 3);

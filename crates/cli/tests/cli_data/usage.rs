@@ -28,7 +28,6 @@ fn missing_data_is_a_usage_error() {
 }
 
 #[test]
-#[ignore = "bug: --per-image 0 exits 1 (invalid settings from the library), not 2"]
 fn zero_per_image_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = cifar_subset(dir.path(), &["frog"], 1);

@@ -19,7 +19,7 @@ pub enum WriterError {
          choose an --out outside it"
     )]
     InsideInput { out: PathBuf, input: PathBuf },
-    #[error("{out} was written with different settings: {detail}; use a new --out or --overwrite")]
+    #[error("{out} was written with different settings: {detail}; use a new --out, or delete it to start over")]
     SettingsChanged { out: PathBuf, detail: String },
     #[error(
         "{out} already holds files that semaug did not write (no .semaug/run.json); \

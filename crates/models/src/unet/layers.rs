@@ -1,10 +1,10 @@
 //! The primitive layers of the UNet: convolution, group norm (+ SiLU), linear, embedding and
 //! nearest-neighbour upsampling.
 //!
-//! **Every** convolution of the model goes through [`Conv2d::forward`] and **every** group norm
-//! (with or without the SiLU that follows it) through [`group_norm_act`]. They are the hot
-//! spots of CPU training, and the faster gemm-based conv2d and fused GroupNorm+SiLU kernels of
-//! `semaug-kernels` are meant to be swapped in here and nowhere else.
+//! **Every** convolution of the model goes through [`Conv2d`] and **every** group norm (with or
+//! without the SiLU that follows it) through [`group_norm_act`]. They are the hot spots of CPU
+//! training and run on the gemm-based conv2d and fused GroupNorm+SiLU kernels of
+//! `semaug-kernels`, which have their own backward passes.
 //!
 //! Linear layers run one product per sample, so a sample's output is bitwise independent of
 //! the batch it is in (see [`Linear::forward`]).
@@ -61,8 +61,14 @@ impl Conv2d {
 
     /// `[B, C_in, H, W] -> [B, C_out, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        semaug_kernels::conv2d(x, &self.weight, Some(&self.bias), self.stride, self.padding)
+    }
+
+    /// This (3x3, stride 1, padding 1) conv applied to `x` upsampled 2x by nearest
+    /// neighbour, `[B, C, H, W] -> [B, C_out, 2H, 2W]`, as one folded kernel that never
+    /// builds the upsampled tensor (diffusers `Upsample2D`).
+    pub fn forward_upsampled(&self, x: &Tensor) -> Result<Tensor> {
+        semaug_kernels::upsample2x_conv3x3(x, &self.weight, Some(&self.bias))
     }
 }
 
@@ -97,7 +103,8 @@ impl GroupNorm {
 }
 
 /// Group norm over `[B, C, H, W]` (statistics per sample and group, biased variance, as
-/// PyTorch), affine per channel, optionally followed by SiLU. Composite of differentiable ops.
+/// PyTorch), affine per channel, optionally followed by SiLU: one fused kernel with its own
+/// backward.
 pub fn group_norm_act(
     x: &Tensor,
     weight: &Tensor,
@@ -106,25 +113,7 @@ pub fn group_norm_act(
     eps: f64,
     silu: bool,
 ) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    if groups == 0 || c % groups != 0 {
-        candle_core::bail!("group norm: {c} channels do not split into {groups} groups");
-    }
-    // [B, G, C/G * H * W]: one row of statistics per (sample, group).
-    let grouped = x.reshape((b, groups, (c / groups) * h * w))?;
-    let mean = grouped.mean_keepdim(2)?;
-    let centered = grouped.broadcast_sub(&mean)?;
-    let var = centered.sqr()?.mean_keepdim(2)?;
-    let normed = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
-    let y = normed
-        .reshape((b, c, h, w))?
-        .broadcast_mul(&weight.reshape((1, c, 1, 1))?)?
-        .broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
-    if silu {
-        y.silu()
-    } else {
-        Ok(y)
-    }
+    semaug_kernels::group_norm(x, groups, weight, bias, eps, silu)
 }
 
 /// `torch.nn.Linear(in, out)` with bias: weight `[out, in]`, bias `[out]`.

@@ -9,7 +9,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{upsample_nearest_2x, Conv2d, GroupNorm, Linear};
+use super::layers::{Conv2d, GroupNorm, Linear};
 
 /// Shape and norm settings of one [`ResnetBlock2D`].
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +122,6 @@ impl Upsample2D {
 
     /// `[B, C, H, W] -> [B, C, 2H, 2W]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.conv.forward(&upsample_nearest_2x(x)?)
+        self.conv.forward_upsampled(x)
     }
 }

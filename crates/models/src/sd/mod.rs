@@ -9,6 +9,8 @@
 //! * [`AutoencoderKl`]: the VAE from `vae/` (posterior mean/logvar, decode, latent scaling).
 //! * [`UNet2DConditionModel`]: the text-conditioned denoiser from `unet/` (cross-attention
 //!   transformer blocks, GEGLU with the exact erf GELU).
+//! * [`sampling`]: the diffusers DDIM loops (guidance, txt2img / img2img / inpainting,
+//!   inversion) composed from those pieces.
 //!
 //! Key decision: every module is built from candle ops that have a backward pass (no fused
 //! `layer_norm` / `softmax_last_dim` / `sdpa`), so gradients reach every parameter and any
@@ -19,6 +21,7 @@ pub mod ddim;
 pub mod error;
 mod layers;
 mod resnet;
+pub mod sampling;
 pub mod tokenizer;
 mod transformer;
 pub mod unet_cond;
@@ -28,6 +31,9 @@ mod weights;
 pub use clip::{ClipHiddenStates, ClipTextConfig, ClipTextModel, ClipTextOutput, ConceptEmbedding};
 pub use ddim::{DdimConfig, DdimSchedule, DdimStep, PredictionType};
 pub use error::SdError;
+pub use sampling::{
+    ddim_denoise, ddim_invert, guided_prediction, DdimTrajectory, Guidance, KnownRegion,
+};
 pub use tokenizer::ClipTokenizer;
 pub use unet_cond::{UNet2DConditionConfig, UNet2DConditionModel, UNetIntermediates};
 pub use vae::{to_unit_range, AutoencoderKl, LatentPosterior, VaeConfig};

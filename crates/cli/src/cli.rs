@@ -45,6 +45,52 @@ pub enum Command {
     Split(SplitArgs),
     /// Train the embedded generator by conditional flow matching (resumable).
     Train(TrainArgs),
+    /// Invert-then-generate PSNR per solver and step count (inversion quality).
+    Reconstruct(ReconstructArgs),
+    /// Measure training or inference speed of a model (last line: `images_per_s: N`).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    /// Generative model: `embedded` (shipped in the binary) or a model directory.
+    #[arg(long, default_value = "embedded")]
+    pub model: String,
+    /// Labeled images (ImageFolder or CIFAR binary) to round-trip.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Use a class-balanced seeded subset of this many images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Solvers to compare (default: euler, heun, rk4).
+    #[arg(long, value_delimiter = ',')]
+    pub solver: Vec<String>,
+    /// Velocity evaluations per direction (default: 10, 20, 50); steps = NFE / evaluations per step.
+    #[arg(long, value_delimiter = ',')]
+    pub nfe: Vec<usize>,
+    /// Or exact step counts instead of NFE budgets.
+    #[arg(long, value_delimiter = ',', conflicts_with = "nfe")]
+    pub steps: Vec<usize>,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// One JSON object per (solver, steps) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to time: `train` (one optimiser step) or `infer` (one forward pass).
+    #[arg(value_parser = ["train", "infer"])]
+    pub what: String,
+    /// A model directory (config.json), `embedded`, or a preset name (test, small, base).
+    #[arg(long, default_value = "small")]
+    pub model: String,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Timed repetitions after one warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +113,9 @@ pub struct SplitArgs {
     /// Also write the rest, unlabeled, as `pool/`.
     #[arg(long)]
     pub pool: bool,
+    /// Take all images of a class that has fewer than asked, instead of stopping.
+    #[arg(long)]
+    pub lenient: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +165,9 @@ pub struct DemoArgs {
     /// Where to write the grid and the report.
     #[arg(long, default_value = "semaug-demo")]
     pub out: PathBuf,
+    /// Generative model: `embedded` (shipped in the binary) or a model directory.
+    #[arg(long, default_value = "embedded")]
+    pub model: String,
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +209,21 @@ pub struct AugmentArgs {
     /// Skip and record unreadable inputs instead of stopping at the first one.
     #[arg(long)]
     pub lenient: bool,
+    /// Generative model: `embedded` (shipped in the binary) or a model directory.
+    #[arg(long, default_value = "embedded")]
+    pub model: String,
+    /// Images per generator batch (changes speed and memory, never the results).
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// ODE steps over the full noise range, for generative methods that do not set `steps`.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// ODE solver (euler, heun, midpoint, rk4, dopri5) for methods that do not set `solver`.
+    #[arg(long)]
+    pub solver: Option<String>,
+    /// Guidance scale for methods that do not set `guidance`.
+    #[arg(long)]
+    pub guidance: Option<f64>,
     /// This worker's shard (default from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).
     #[arg(long)]
     pub shard_index: Option<usize>,

@@ -172,3 +172,35 @@ impl Generator for EmbeddedGenerator {
             .map_err(candle_core::Error::wrap)
     }
 }
+
+/// The model that ships inside the binary: trained by `semaug train` on CIFAR-10 with
+/// 5 % of the labels (see `models/embedded/README.md`).
+pub mod shipped {
+    use super::*;
+    use crate::unet::{sha256_hex, UNet2DConfig};
+
+    const CONFIG: &str = include_str!("../../../models/embedded/config.json");
+    const WEIGHTS: &[u8] =
+        include_bytes!("../../../models/embedded/diffusion_pytorch_model.safetensors");
+    const CLASSES: &str = include_str!("../../../models/embedded/classes.json");
+
+    /// The name outputs record for the shipped model.
+    pub const NAME: &str = "embedded";
+
+    /// Load the shipped model (a few MB of f16 weights, converted to f32).
+    pub fn load() -> Result<EmbeddedGenerator, EmbeddedError> {
+        let bad = |detail: String| EmbeddedError::Classes {
+            path: PathBuf::from("<shipped model>"),
+            detail,
+        };
+        let config =
+            UNet2DConfig::from_json(CONFIG).map_err(|e| bad(format!("config.json: {e}")))?;
+        let tensors = candle_core::safetensors::load_buffer(WEIGHTS, &Device::Cpu)
+            .map_err(|e| bad(format!("weights: {e}")))?;
+        let mut unet = UNet2DModel::from_tensors(&config, tensors, &Device::Cpu)?;
+        unet.weights_sha256 = Some(sha256_hex(WEIGHTS));
+        let classes: Vec<String> =
+            serde_json::from_str(CLASSES).map_err(|e| bad(format!("classes.json: {e}")))?;
+        EmbeddedGenerator::new(unet, NAME.to_string(), classes)
+    }
+}

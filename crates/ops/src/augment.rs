@@ -2,21 +2,28 @@
 //!
 //! The run plans every output ([`crate::plan`]), skips the ones the writer already
 //! holds (a resumed run), makes the rest and hands each to the writer, which publishes
-//! it atomically; `finish` then writes the manifest. Outputs depend only on the plan, so
-//! an interrupted and resumed run, a sharded run, and runs with any thread count end
-//! with the same bytes.
+//! it atomically; `finish` then writes the manifest. Classical outputs are made per
+//! source in parallel; generative outputs are grouped by their drawn [`Recipe`] and run
+//! in batches through the generator. Every output depends only on its plan entry and
+//! seed stream, so interrupted and resumed runs, sharded runs, any batch size and any
+//! thread count end with the same bytes.
 
 use std::path::{Path, PathBuf};
 
-use image::RgbImage;
+use candle_core::{Device, Tensor};
+use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use semaug_core::seeds::label;
+use semaug_core::{Condition, Generator};
 use semaug_data::dataset::{Dataset, DatasetError, Sample, Skipped, Source};
-use semaug_data::image_io::{decode_bytes, ImageError, Limits};
+use semaug_data::image_io::{decode_bytes, images_to_tensor, tensor_to_images, ImageError, Limits};
+use semaug_data::mask;
 use semaug_data::writer::{DatasetWriter, Format, Record, WriterError};
 
-use crate::method::Method;
+use crate::generative::{inpaint, perturb, splice, InpaintConfig, OpError, Region};
+use crate::method::{Method, Recipe};
 use crate::plan::{job_stream, method_tags, plan, Job, Shard};
 
 /// Everything that decides what an augment run writes.
@@ -32,6 +39,15 @@ pub struct AugmentConfig {
     pub limits: Limits,
 }
 
+/// The generator a generative run uses, and the condition of each dataset class.
+pub struct Backend<'a> {
+    pub generator: &'a dyn Generator,
+    /// Indexed by dataset class; unlabeled samples use [`Condition::Null`].
+    pub conditions: Vec<Condition>,
+    /// Outputs per generator batch (does not change the results).
+    pub batch: usize,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AugmentError {
     #[error("invalid settings: {0}")]
@@ -42,6 +58,10 @@ pub enum AugmentError {
     Dataset(#[from] DatasetError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error("generation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
     #[error("{path}: cannot read: {source}")]
     Io {
         path: PathBuf,
@@ -61,7 +81,7 @@ pub struct AugmentReport {
 }
 
 impl AugmentConfig {
-    fn validate(&self) -> Result<(), AugmentError> {
+    fn validate(&self, backend: Option<&Backend>) -> Result<(), AugmentError> {
         if self.methods.is_empty() {
             return Err(AugmentError::Config("give at least one --method".into()));
         }
@@ -76,12 +96,24 @@ impl AugmentConfig {
                 self.shard.index, self.shard.count
             )));
         }
+        if let Some(m) = self.methods.iter().find(|m| m.is_generative()) {
+            if backend.is_none() {
+                return Err(AugmentError::Config(format!(
+                    "method `{}` needs a generative model",
+                    m.name()
+                )));
+            }
+        }
+        if backend.is_some_and(|b| b.batch == 0) {
+            return Err(AugmentError::Config("--batch must be at least 1".into()));
+        }
         Ok(())
     }
 
     /// The settings fingerprint the writer stores: a resumed run must match it. It
     /// leaves out the shard, so all shards of one run share an output folder.
-    fn fingerprint(&self, dataset: &Dataset) -> serde_json::Value {
+    fn fingerprint(&self, dataset: &Dataset, backend: Option<&Backend>) -> serde_json::Value {
+        let model = backend.map(|b| b.generator.info());
         serde_json::json!({
             "command": "augment",
             "tool_version": env!("CARGO_PKG_VERSION"),
@@ -90,8 +122,19 @@ impl AugmentConfig {
             "seed": self.seed,
             "classes": dataset.classes,
             "samples": dataset.samples.len(),
+            "model_sha256": model.and_then(|m| m.weights_sha256),
+            "conditions": backend.map(|b| b.conditions.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
         })
     }
+}
+
+/// One run's fixed context, shared by the classical and generative paths.
+struct Context<'a> {
+    dataset: &'a Dataset,
+    config: &'a AugmentConfig,
+    tags: Vec<String>,
+    writer: DatasetWriter,
+    progress: &'a (dyn Fn(u64) + Sync),
 }
 
 /// Run (or resume) the augmentation of `dataset` into `out`; `progress` is called with
@@ -99,39 +142,51 @@ impl AugmentConfig {
 pub fn run(
     dataset: &Dataset,
     config: &AugmentConfig,
+    backend: Option<&Backend>,
     out: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<AugmentReport, AugmentError> {
-    config.validate()?;
-    let writer = DatasetWriter::open(
-        out,
-        config.format,
-        &config.fingerprint(dataset),
-        Some(&dataset.root),
-    )?;
+    config.validate(backend)?;
+    let fingerprint = config.fingerprint(dataset, backend);
+    let writer = DatasetWriter::open(out, config.format, &fingerprint, Some(&dataset.root))?;
     let names: Vec<String> = config
         .methods
         .iter()
         .map(|m| m.name().to_string())
         .collect();
-    let tags = method_tags(&names);
-    let jobs = plan(dataset, &tags, config.per_image, config.shard);
-    let todo: Vec<&Job> = jobs.iter().filter(|j| !writer.is_done(&key(j))).collect();
+    let cx = Context {
+        dataset,
+        config,
+        tags: method_tags(&names),
+        writer,
+        progress,
+    };
+    let jobs = plan(dataset, &cx.tags, config.per_image, config.shard);
+    let todo: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| !cx.writer.is_done(&key(j)))
+        .collect();
     progress((jobs.len() - todo.len()) as u64);
-    let by_sample = group_by_sample(&todo);
-    let outcomes: Vec<Result<usize, Skipped>> = by_sample
-        .par_iter()
-        .map(|group| augment_sample(dataset, config, &tags, &writer, group, progress))
-        .collect::<Result<_, AugmentError>>()?;
-    let mut skipped = Vec::new();
+    let (generative, classical): (Vec<&Job>, Vec<&Job>) = todo
+        .iter()
+        .partition(|j| config.methods[j.method].is_generative());
+    // Inputs the dataset already left out (lenient opening) are reported too.
+    let mut skipped = dataset.skipped.clone();
     let mut written = 0;
-    for outcome in outcomes {
+    for outcome in classical_outputs(&cx, &classical)? {
         match outcome {
             Ok(n) => written += n,
             Err(s) => skipped.push(s),
         }
     }
-    let summary = writer.finish(&dataset.classes)?;
+    if let Some(backend) = backend {
+        let (n, bad) = generative_outputs(&cx, backend, &generative)?;
+        written += n;
+        skipped.extend(bad);
+    }
+    skipped.sort_by(|a, b| a.id.cmp(&b.id));
+    skipped.dedup();
+    let summary = cx.writer.finish(&dataset.classes)?;
     Ok(AugmentReport {
         planned: jobs.len(),
         already_done: jobs.len() - todo.len(),
@@ -143,6 +198,42 @@ pub fn run(
 
 fn key(job: &Job) -> String {
     semaug_data::writer::sample_key(&job.file_name).unwrap_or_else(|_| job.file_name.clone())
+}
+
+/// A decoded source: pixels, mask (checked against the image) and content hash.
+struct Loaded {
+    image: RgbImage,
+    mask: Option<GrayImage>,
+    sha256: String,
+}
+
+/// Load a sample; in lenient mode a bad source becomes `Ok(Err(skipped))`.
+fn load(cx: &Context, sample: &Sample) -> Result<Result<Loaded, Skipped>, AugmentError> {
+    let loaded = load_with_hash(sample, &cx.config.limits).and_then(|(image, sha256)| {
+        let mask = sample.load_mask_for(image.dimensions(), &cx.config.limits)?;
+        Ok(Loaded {
+            image,
+            mask,
+            sha256,
+        })
+    });
+    match loaded {
+        Ok(source) => Ok(Ok(source)),
+        Err(err) if cx.config.lenient => Ok(Err(Skipped::sample(sample, &cx.dataset.root, &err))),
+        Err(err) => Err(err),
+    }
+}
+
+// ---------------------------------------------------------------- classical
+
+fn classical_outputs(
+    cx: &Context,
+    jobs: &[&Job],
+) -> Result<Vec<Result<usize, Skipped>>, AugmentError> {
+    group_by_sample(jobs)
+        .par_iter()
+        .map(|group| classical_sample(cx, group))
+        .collect()
 }
 
 /// Consecutive jobs of one sample (the plan lists them together).
@@ -157,53 +248,209 @@ fn group_by_sample<'a>(jobs: &[&'a Job]) -> Vec<Vec<&'a Job>> {
     groups
 }
 
-/// All outputs of one source image. An unreadable source is an error, or in lenient
-/// mode an `Err(Skipped)` for the report.
-fn augment_sample(
-    dataset: &Dataset,
-    config: &AugmentConfig,
-    tags: &[String],
-    writer: &DatasetWriter,
-    jobs: &[&Job],
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Result<usize, Skipped>, AugmentError> {
-    let sample = &dataset.samples[jobs[0].sample];
-    let loaded = load_with_hash(sample, &config.limits).and_then(|(image, sha256)| {
-        let mask = sample.load_mask_for(image.dimensions(), &config.limits)?;
-        Ok((image, mask, sha256))
-    });
-    // Masks are checked for every method; the masked methods use them.
-    let (image, _mask, sha256) = match loaded {
-        Ok(loaded) => loaded,
-        Err(err) if config.lenient => return Ok(Err(Skipped::sample(sample, &dataset.root, &err))),
-        Err(err) => return Err(err),
+fn classical_sample(cx: &Context, jobs: &[&Job]) -> Result<Result<usize, Skipped>, AugmentError> {
+    let sample = &cx.dataset.samples[jobs[0].sample];
+    let source = match load(cx, sample)? {
+        Ok(source) => source,
+        Err(skipped) => return Ok(Err(skipped)),
     };
     for job in jobs {
-        let method = &config.methods[job.method];
-        let mut rng = job_stream(config.seed, sample, &tags[job.method], job.variant);
-        let output = match method {
-            Method::Classical { pipeline, .. } => pipeline.apply(&image, &mut rng),
+        let method = &cx.config.methods[job.method];
+        let mut rng = job_stream(cx.config.seed, sample, &cx.tags[job.method], job.variant);
+        let Method::Classical { pipeline, .. } = method else {
+            unreachable!("generative jobs take the generative path")
         };
-        let record = record(dataset, config, sample, &sha256, job, method);
-        writer.write(&output, &record, job.global_index)?;
-        progress(1);
+        let output = pipeline.apply(&source.image, &mut rng);
+        let record = record(cx, sample, &source.sha256, job, None, None);
+        cx.writer.write(&output, &record, job.global_index)?;
+        (cx.progress)(1);
     }
     Ok(Ok(jobs.len()))
 }
 
+// --------------------------------------------------------------- generative
+
+/// Jobs that share a drawn recipe run in batches; returns (written, skipped).
+fn generative_outputs(
+    cx: &Context,
+    backend: &Backend,
+    jobs: &[&Job],
+) -> Result<(usize, Vec<Skipped>), AugmentError> {
+    let mut groups: Vec<(usize, Recipe, Vec<&Job>)> = Vec::new();
+    for job in jobs {
+        let sample = &cx.dataset.samples[job.sample];
+        let mut rng = job_stream(cx.config.seed, sample, &cx.tags[job.method], job.variant)
+            .fork(label("recipe"));
+        let recipe = cx.config.methods[job.method].recipe(&mut rng);
+        match groups
+            .iter_mut()
+            .find(|(m, r, _)| *m == job.method && *r == recipe)
+        {
+            Some((_, _, members)) => members.push(job),
+            None => groups.push((job.method, recipe, vec![job])),
+        }
+    }
+    let (mut written, mut skipped) = (0, Vec::new());
+    for (_, recipe, members) in &groups {
+        for chunk in members.chunks(backend.batch) {
+            let (n, bad) = generative_batch(cx, backend, recipe, chunk)?;
+            written += n;
+            skipped.extend(bad);
+        }
+    }
+    Ok((written, skipped))
+}
+
+fn generative_batch(
+    cx: &Context,
+    backend: &Backend,
+    recipe: &Recipe,
+    jobs: &[&Job],
+) -> Result<(usize, Vec<Skipped>), AugmentError> {
+    let info = backend.generator.info();
+    let (height, width) = info.image_size;
+    let loaded: Vec<Result<Result<Loaded, Skipped>, AugmentError>> = jobs
+        .par_iter()
+        .map(|job| load(cx, &cx.dataset.samples[job.sample]))
+        .collect();
+    let mut ready: Vec<(&Job, Loaded)> = Vec::new();
+    let mut skipped = Vec::new();
+    for (job, outcome) in jobs.iter().zip(loaded) {
+        match outcome? {
+            Ok(source) => ready.push((job, source)),
+            Err(s) => skipped.push(s),
+        }
+    }
+    if ready.is_empty() {
+        return Ok((0, skipped));
+    }
+    let images: Vec<RgbImage> = ready
+        .iter()
+        .map(|(_, s)| fit(&s.image, width, height))
+        .collect();
+    let outputs = match recipe {
+        Recipe::Identity => images,
+        Recipe::Classical => unreachable!("classical jobs take the classical path"),
+        _ => generate(cx, backend, recipe, &ready, &images)?,
+    };
+    for ((job, source), output) in ready.iter().zip(outputs) {
+        let sample = &cx.dataset.samples[job.sample];
+        let record = record(cx, sample, &source.sha256, job, Some(&info), Some(recipe));
+        cx.writer.write(&output, &record, job.global_index)?;
+        (cx.progress)(1);
+    }
+    Ok((ready.len(), skipped))
+}
+
+/// Run one batch through the generator; each row's noise comes from its own stream.
+fn generate(
+    cx: &Context,
+    backend: &Backend,
+    recipe: &Recipe,
+    ready: &[(&Job, Loaded)],
+    images: &[RgbImage],
+) -> Result<Vec<RgbImage>, AugmentError> {
+    let generator = backend.generator;
+    let x0 = generator.encode(&images_to_tensor(images, &Device::Cpu)?)?;
+    let row_shape: Vec<usize> = std::iter::once(1)
+        .chain(x0.dims()[1..].iter().copied())
+        .collect();
+    let mut noise_rows = Vec::with_capacity(ready.len());
+    let mut conditions = Vec::with_capacity(ready.len());
+    for (job, _) in ready {
+        let sample = &cx.dataset.samples[job.sample];
+        let mut rng = job_stream(cx.config.seed, sample, &cx.tags[job.method], job.variant)
+            .fork(label("noise"));
+        noise_rows.push(rng.normal_tensor(row_shape.as_slice(), &Device::Cpu)?);
+        conditions.push(match sample.class {
+            Some(c) => backend
+                .conditions
+                .get(c)
+                .cloned()
+                .unwrap_or(Condition::Null),
+            None => Condition::Null,
+        });
+    }
+    let noise = Tensor::cat(&noise_rows, 0)?.to_dtype(x0.dtype())?;
+    let out = match recipe {
+        Recipe::Perturb(c) => perturb(generator, &x0, &conditions, c, &noise)?,
+        Recipe::Splice(c) => splice(generator, &x0, &conditions, c, &noise)?,
+        Recipe::Inpaint(c) => {
+            let (h, w) = (x0.dim(2)?, x0.dim(3)?);
+            let masks = ready
+                .iter()
+                .map(|(_, s)| region_mask(s, c, w as u32, h as u32))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let mask = Tensor::cat(&masks, 0)?.to_dtype(x0.dtype())?;
+            inpaint(generator, &x0, &mask, &conditions, c, &noise)?
+        }
+        Recipe::Identity | Recipe::Classical => x0.clone(),
+    };
+    Ok(tensor_to_images(&generator.decode(&out)?)?)
+}
+
+/// The region to regenerate at the latent size `[1, 1, h, w]`: the source's mask (or
+/// a central box covering half of each side when it has none), dilated at the source
+/// resolution, inverted for the background, resized by nearest neighbour.
+fn region_mask(
+    source: &Loaded,
+    config: &InpaintConfig,
+    w: u32,
+    h: u32,
+) -> candle_core::Result<Tensor> {
+    let (sw, sh) = source.image.dimensions();
+    let object = match &source.mask {
+        Some(m) => mask::threshold(m, 128),
+        None => mask::central_box(sw, sh, 0.5),
+    };
+    let grown = mask::dilate(&object, config.dilate);
+    let region = match config.region {
+        Region::Foreground => grown,
+        // The object grown by the dilation is kept; everything else is regenerated.
+        Region::Background => mask::invert(&grown),
+    };
+    mask::to_tensor(&mask::resize_nearest(&region, w, h), &Device::Cpu)
+}
+
+fn fit(image: &RgbImage, width: usize, height: usize) -> RgbImage {
+    if image.dimensions() == (width as u32, height as u32) {
+        image.clone()
+    } else {
+        image::imageops::resize(
+            image,
+            width as u32,
+            height as u32,
+            image::imageops::FilterType::Lanczos3,
+        )
+    }
+}
+
+// ------------------------------------------------------------------ records
+
 fn record(
-    dataset: &Dataset,
-    config: &AugmentConfig,
+    cx: &Context,
     sample: &Sample,
     sha256: &str,
     job: &Job,
-    method: &Method,
+    model: Option<&semaug_core::GeneratorInfo>,
+    recipe: Option<&Recipe>,
 ) -> Record {
+    let method = &cx.config.methods[job.method];
     let class = sample.class.unwrap_or(0);
+    let mut extra = std::collections::BTreeMap::new();
+    if let Some(recipe) =
+        recipe.filter(|_| matches!(method, Method::Compose(_) | Method::DaFusion { .. }))
+    {
+        extra.insert(
+            "recipe".to_string(),
+            serde_json::to_value(recipe).unwrap_or_default(),
+        );
+    }
     Record {
         file_name: job.file_name.clone(),
         label: class as u32,
-        class_name: dataset
+        class_name: cx
+            .dataset
             .classes
             .get(class)
             .cloned()
@@ -212,12 +459,12 @@ fn record(
         source_sha256: sha256.to_string(),
         method: method.name().to_string(),
         params: method.params(),
-        seed: config.seed,
-        model: None,
-        model_sha256: None,
+        seed: cx.config.seed,
+        model: model.map(|m| m.name.clone()),
+        model_sha256: model.and_then(|m| m.weights_sha256.clone()),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         variant: job.variant,
-        extra: Default::default(),
+        extra,
     }
 }
 

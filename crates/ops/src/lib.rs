@@ -5,7 +5,9 @@
 //! not depend on batching, threads, sharding or interruptions.
 
 pub mod augment;
+pub mod demo;
 pub mod generative;
 pub mod method;
 pub mod plan;
+pub mod reconstruct;
 pub mod spec;

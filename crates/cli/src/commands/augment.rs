@@ -1,13 +1,17 @@
 //! `semaug augment`: map the arguments onto an [`AugmentConfig`] and run it.
 
 use anyhow::Context;
+use semaug_core::Condition;
 use semaug_data::dataset::{open_dataset, OpenOptions};
 use semaug_data::image_io::Limits;
 use semaug_data::writer::Format as WriterFormat;
-use semaug_ops::augment::{run as run_augment, AugmentConfig};
+use semaug_models::embedded::EmbeddedGenerator;
+use semaug_ops::augment::{run as run_augment, AugmentConfig, Backend};
 use semaug_ops::method::Method;
 use semaug_ops::plan::Shard;
+use semaug_ops::spec::{Item, MethodSpec};
 
+use super::model;
 use crate::cli::{AugmentArgs, Format, Global};
 use crate::progress;
 use crate::UsageError;
@@ -16,10 +20,13 @@ use crate::UsageError;
 const SAMPLES_PER_SHARD: u64 = 1000;
 
 pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
+    if args.per_image == 0 || args.batch == 0 {
+        return Err(UsageError("--per-image and --batch must be at least 1".into()).into());
+    }
     let methods = args
         .method
         .iter()
-        .map(|text| Method::parse(text).map_err(|e| UsageError(format!("--method {text}: {e}"))))
+        .map(|text| method(text, &args))
         .collect::<Result<Vec<_>, _>>()?;
     let shard = shard(&args)?;
     let options = OpenOptions {
@@ -42,13 +49,30 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
         lenient: args.lenient,
         limits: Limits::default(),
     };
+    let generator = if config.methods.iter().any(Method::is_generative) {
+        Some(model::load(&args.model)?)
+    } else {
+        None
+    };
+    let backend = generator.as_ref().map(|g| Backend {
+        generator: g,
+        conditions: conditions(g, &dataset.classes, global.quiet),
+        batch: args.batch,
+    });
     let total = shard.range(dataset.samples.len()).len() * config.methods.len() * config.per_image;
     let bar = progress::bar(total as u64, "images", global.quiet);
-    let report = run_augment(&dataset, &config, &args.out, &|n| bar.inc(n))?;
+    let report = run_augment(&dataset, &config, backend.as_ref(), &args.out, &|n| {
+        bar.inc(n)
+    })?;
     bar.finish();
     if !global.quiet {
         for s in &report.skipped {
-            eprintln!("skipped {}: {}", s.path.display(), s.reason);
+            let path = s.path.display().to_string();
+            if s.reason.contains(&path) {
+                eprintln!("skipped: {}", s.reason);
+            } else {
+                eprintln!("skipped: {path}: {}", s.reason);
+            }
         }
         println!(
             "wrote {} images ({} already done, {} sources skipped) to {}; manifest has {} records",
@@ -60,6 +84,46 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Parse one `--method`, filling run-wide `--steps/--solver/--guidance` into
+/// generative methods that do not set them.
+fn method(text: &str, args: &AugmentArgs) -> Result<Method, UsageError> {
+    let usage = |e: &dyn std::fmt::Display| UsageError(format!("--method {text}: {e}"));
+    let mut spec = MethodSpec::parse(text).map_err(|e| usage(&e))?;
+    if Method::is_generative_name(&spec.name) {
+        let defaults = [
+            ("steps", args.steps.map(|s| s.to_string())),
+            ("solver", args.solver.clone()),
+            ("guidance", args.guidance.map(|g| g.to_string())),
+        ];
+        for (key, value) in defaults {
+            if let (Some(value), None) = (value, spec.get(key)) {
+                spec.items.push(Item {
+                    key: key.to_string(),
+                    values: vec![value],
+                });
+            }
+        }
+    }
+    Method::from_spec(&spec).map_err(|e| usage(&e))
+}
+
+/// Each dataset class conditions on the model's class of the same name; a class the
+/// model does not know is generated unconditionally (with a warning).
+fn conditions(generator: &EmbeddedGenerator, classes: &[String], quiet: bool) -> Vec<Condition> {
+    classes
+        .iter()
+        .map(|name| match generator.class_index(name) {
+            Some(i) => Condition::Class(i),
+            None => {
+                if !quiet {
+                    eprintln!("warning: the model has no class `{name}`; its images are generated unconditionally");
+                }
+                Condition::Null
+            }
+        })
+        .collect()
 }
 
 /// `--shard-index/--num-shards`, defaulting to the cluster's array-job variables.

@@ -1,8 +1,11 @@
 //! One module per subcommand; `run` sets up threads and dispatches.
 
 mod augment;
+mod bench;
 mod demo;
 mod info;
+mod model;
+mod reconstruct;
 mod split;
 mod train;
 
@@ -16,11 +19,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         // candle and rayon both read this before their pools start.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
+    // Keep freed tensor memory mapped: re-faulting fresh pages dominated candle's
+    // elementwise ops (see semaug-kernels).
+    semaug_kernels::retain_freed_memory();
     match cli.command {
         Command::Demo(args) => demo::run(&cli.global, args),
         Command::Info(args) => info::run(&cli.global, args),
         Command::Augment(args) => augment::run(&cli.global, args),
         Command::Split(args) => split::run(&cli.global, args),
         Command::Train(args) => train::run(&cli.global, args),
+        Command::Bench(args) => bench::run(&cli.global, args),
+        Command::Reconstruct(args) => reconstruct::run(&cli.global, args),
     }
 }

@@ -45,10 +45,31 @@ pub enum Command {
     Split(SplitArgs),
     /// Train the embedded generator by conditional flow matching (resumable).
     Train(TrainArgs),
+    /// Generate samples from noise, one row per class, as a grid PNG.
+    Sample(SampleArgs),
     /// Invert-then-generate PSNR per solver and step count (inversion quality).
     Reconstruct(ReconstructArgs),
     /// Measure training or inference speed of a model (last line: `images_per_s: N`).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Generative model: `embedded` (shipped in the binary) or a model directory.
+    #[arg(long, default_value = "embedded")]
+    pub model: String,
+    /// The grid PNG to write.
+    #[arg(long, default_value = "samples.png")]
+    pub out: PathBuf,
+    /// Samples per class (columns).
+    #[arg(long, default_value_t = 10)]
+    pub per_class: usize,
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, default_value = "heun")]
+    pub solver: String,
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
 }
 
 #[derive(Debug, Args)]

@@ -202,7 +202,7 @@ fn region(row: &DemoImage, config: &InpaintConfig, w: u32, h: u32) -> candle_cor
 }
 
 /// Lay `cells[row][column]` out on a white sheet, each enlarged `SCALE` times.
-fn tile(cells: &[Vec<RgbImage>], w: u32, h: u32) -> RgbImage {
+pub fn tile(cells: &[Vec<RgbImage>], w: u32, h: u32) -> RgbImage {
     let cols = cells.first().map_or(0, Vec::len) as u32;
     let (cw, ch) = (w * SCALE, h * SCALE);
     let mut sheet = RgbImage::from_pixel(

@@ -10,4 +10,5 @@ pub mod generative;
 pub mod method;
 pub mod plan;
 pub mod reconstruct;
+pub mod sample;
 pub mod spec;

@@ -6,6 +6,7 @@ mod demo;
 mod info;
 mod model;
 mod reconstruct;
+mod sample;
 mod split;
 mod train;
 
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(&cli.global, args),
         Command::Bench(args) => bench::run(&cli.global, args),
         Command::Reconstruct(args) => reconstruct::run(&cli.global, args),
+        Command::Sample(args) => sample::run(&cli.global, args),
     }
 }

@@ -96,7 +96,7 @@ impl ClipTokenizer {
         };
         let max_length = match config.model_max_length {
             // transformers writes a huge sentinel when no length is set.
-            Some(n) if n >= 1.0 && n <= 4096.0 => n as usize,
+            Some(n) if (1.0..=4096.0).contains(&n) => n as usize,
             _ => CLIP_MAX_LENGTH,
         };
         let token = |entry: &Option<TokenEntry>, default: &str| {

@@ -138,7 +138,7 @@ pub struct UNet2DConditionConfig {
     pub other: HashMap<String, Value>,
 }
 
-/// Keys whose value must be the default (`null`, `false`, or the named string).
+/// Keys whose value must be the default: `null`, `false`, or the named string.
 const MUST_BE_DEFAULT: [(&str, &str); 18] = [
     // diffusers itself refuses `num_attention_heads` for this class (a naming issue).
     ("num_attention_heads", "null"),
@@ -156,9 +156,9 @@ const MUST_BE_DEFAULT: [(&str, &str); 18] = [
     ("dual_cross_attention", "false"),
     ("only_cross_attention", "false"),
     ("resnet_skip_time_act", "false"),
-    ("time_embedding_type", "\"positional\""),
-    ("resnet_time_scale_shift", "\"default\""),
-    ("attention_type", "\"default\""),
+    ("time_embedding_type", "positional"),
+    ("resnet_time_scale_shift", "default"),
+    ("attention_type", "default"),
 ];
 
 impl UNet2DConditionConfig {
@@ -173,7 +173,7 @@ impl UNet2DConditionConfig {
                     "null" => v.is_null(),
                     // A per-block list of `false` is the default too.
                     "false" => is_false(v) || v.as_array().is_some_and(|a| a.iter().all(is_false)),
-                    s => v.to_string() == s,
+                    name => v.as_str() == Some(name),
                 };
                 (!ok).then(|| (key, v.to_string()))
             })

@@ -26,7 +26,7 @@ use semaug_data::dataset::{Dataset, Sample};
 use semaug_data::image_io::Limits;
 
 use semaug_core::seeds::{label, Stream};
-use semaug_train::checkpoint::Checkpoints;
+use semaug_train::checkpoint::{Checkpoints, Found};
 use semaug_train::ema::Ema;
 use semaug_train::optim::{AdamW, AdamWConfig, OptimizerState};
 use semaug_train::schedule::WarmupCosine;
@@ -236,26 +236,9 @@ pub fn train(
     let device = Device::Cpu;
     let varmap = VarMap::new();
     let model = UNet2DModel::trainable(&config.model, &varmap, config.seed, &device)?;
-    let params = Params::from_varmap(&varmap);
-    let mut optimizer = AdamW::new(
-        &params,
-        AdamWConfig {
-            weight_decay: config.weight_decay,
-            ..AdamWConfig::default()
-        },
-    );
-    let mut ema = Ema::new(&params, config.ema_decay)?;
-    let mut history: Vec<(u64, f64)> = Vec::new();
+    let mut live = Live::new(config, Params::from_varmap(&varmap))?;
     let checkpoints = Checkpoints::new(out.join("checkpoints"), 2);
-    let start_step = resume(
-        config,
-        &checkpoints,
-        &params,
-        &mut optimizer,
-        &mut ema,
-        &mut history,
-        out,
-    )?;
+    let start_step = live.resume(config, &checkpoints, out)?;
     let schedule = WarmupCosine {
         peak: config.learning_rate,
         floor: config.learning_rate * 0.1,
@@ -272,39 +255,24 @@ pub fn train(
         let (x0, labels) = batch(config, data, step, &device)?;
         let loss = flow_matching_loss(&model, config, &x0, &labels, step)?;
         let grads = loss.backward()?;
-        let mut grads = params.gradients(&grads)?;
+        let mut grads = live.params.gradients(&grads)?;
         clip_grad_norm(&mut grads, config.grad_clip);
-        optimizer.step(&params, &grads, schedule.at(step))?;
-        ema.update(&params)?;
+        live.optimizer
+            .step(&live.params, &grads, schedule.at(step))?;
+        live.ema.update(&live.params)?;
         step += 1;
         let loss = loss.to_scalar::<f32>()? as f64;
         if let Some(mean) = window.push(loss, step) {
-            history.push((step, mean));
+            live.history.push((step, mean));
         }
         let done = (step - start_step) as f64 * config.batch_size as f64;
         progress(step, loss, done / started.elapsed().as_secs_f64().max(1e-9));
         if step % config.checkpoint_every == 0 {
-            save(
-                config,
-                &checkpoints,
-                step,
-                &params,
-                &optimizer,
-                &ema,
-                &history,
-            )?;
+            live.save(config, &checkpoints, step)?;
         }
     }
     if step % config.checkpoint_every != 0 || step == start_step {
-        save(
-            config,
-            &checkpoints,
-            step,
-            &params,
-            &optimizer,
-            &ema,
-            &history,
-        )?;
+        live.save(config, &checkpoints, step)?;
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(TrainSummary {
@@ -313,7 +281,7 @@ pub fn train(
         seconds,
         images_per_second: (step - start_step) as f64 * config.batch_size as f64
             / seconds.max(1e-9),
-        loss_history: history,
+        loss_history: live.history,
     })
 }
 
@@ -473,93 +441,107 @@ struct SavedState {
     loss_history: Vec<(u64, f64)>,
 }
 
-fn save(
-    config: &FlowTrainConfig,
-    checkpoints: &Checkpoints,
-    step: u64,
-    params: &Params,
-    optimizer: &AdamW,
-    ema: &Ema,
-    history: &[(u64, f64)],
-) -> Result<(), TrainError> {
-    let (moments, optimizer_steps) = optimizer.state(params)?;
-    let model = params.named(&params.values()?)?;
-    let shadow = params.named(&ema.shadow)?;
-    let state = SavedState {
-        step,
-        config: config.clone(),
-        ema_updates: ema.updates,
-        optimizer_steps,
-        loss_history: history.to_vec(),
-    };
-    let state = serde_json::to_value(&state).map_err(|e| TrainError::Config(e.to_string()))?;
-    checkpoints.save(
-        step,
-        &[("model", model), ("ema", shadow), ("optimizer", moments)],
-        &state,
-    )?;
-    Ok(())
+/// The state a checkpoint holds besides the config: weights, optimiser, EMA, losses.
+struct Live {
+    params: Params,
+    optimizer: AdamW,
+    ema: Ema,
+    history: Vec<(u64, f64)>,
 }
 
-/// Restore the newest checkpoint (if any) into the live state; returns its step.
-fn resume(
-    config: &FlowTrainConfig,
-    checkpoints: &Checkpoints,
-    params: &Params,
-    optimizer: &mut AdamW,
-    ema: &mut Ema,
-    history: &mut Vec<(u64, f64)>,
-    out: &Path,
-) -> Result<u64, TrainError> {
-    let Some(found) = checkpoints.latest()? else {
-        return Ok(0);
-    };
-    let saved: SavedState = serde_json::from_value(found.state.clone())
-        .map_err(|e| TrainError::Config(format!("{}: {e}", found.dir.display())))?;
-    // The time budget and schedule length may change between sessions; nothing else.
-    let comparable = |c: &FlowTrainConfig| FlowTrainConfig {
-        total_steps: 0,
-        checkpoint_every: 0,
-        ..c.clone()
-    };
-    if comparable(&saved.config) != comparable(config) {
-        return Err(TrainError::Mismatch {
-            dir: out.to_owned(),
-            detail: "model, data handling or optimiser settings differ".into(),
-        });
+impl Live {
+    fn new(config: &FlowTrainConfig, params: Params) -> Result<Self, TrainError> {
+        let adamw = AdamWConfig {
+            weight_decay: config.weight_decay,
+            ..AdamWConfig::default()
+        };
+        Ok(Self {
+            optimizer: AdamW::new(&params, adamw),
+            ema: Ema::new(&params, config.ema_decay)?,
+            params,
+            history: Vec::new(),
+        })
     }
-    let model = found.tensors("model")?;
-    let values = params
+
+    fn save(
+        &self,
+        config: &FlowTrainConfig,
+        checkpoints: &Checkpoints,
+        step: u64,
+    ) -> Result<(), TrainError> {
+        let (moments, optimizer_steps) = self.optimizer.state(&self.params)?;
+        let model = self.params.named(&self.params.values()?)?;
+        let shadow = self.params.named(&self.ema.shadow)?;
+        let state = SavedState {
+            step,
+            config: config.clone(),
+            ema_updates: self.ema.updates,
+            optimizer_steps,
+            loss_history: self.history.clone(),
+        };
+        let state = serde_json::to_value(&state).map_err(|e| TrainError::Config(e.to_string()))?;
+        checkpoints.save(
+            step,
+            &[("model", model), ("ema", shadow), ("optimizer", moments)],
+            &state,
+        )?;
+        Ok(())
+    }
+
+    /// Restore the newest checkpoint (if any); returns its step (0 without one).
+    fn resume(
+        &mut self,
+        config: &FlowTrainConfig,
+        checkpoints: &Checkpoints,
+        out: &Path,
+    ) -> Result<u64, TrainError> {
+        let Some(found) = checkpoints.latest()? else {
+            return Ok(0);
+        };
+        let saved = saved_state(&found)?;
+        // The time budget and schedule length may change between sessions; nothing else.
+        let comparable = |c: &FlowTrainConfig| FlowTrainConfig {
+            total_steps: 0,
+            checkpoint_every: 0,
+            ..c.clone()
+        };
+        if comparable(&saved.config) != comparable(config) {
+            return Err(TrainError::Mismatch {
+                dir: out.to_owned(),
+                detail: "model, data handling or optimiser settings differ".into(),
+            });
+        }
+        self.params
+            .set_values(&by_name(&self.params, &found, "model")?)?;
+        self.ema.shadow = by_name(&self.params, &found, "ema")?;
+        self.ema.updates = saved.ema_updates;
+        self.optimizer.restore(
+            &self.params,
+            &found.tensors("optimizer")?,
+            saved.optimizer_steps,
+        )?;
+        self.history = saved.loss_history;
+        Ok(saved.step)
+    }
+}
+
+fn saved_state(found: &Found) -> Result<SavedState, TrainError> {
+    serde_json::from_value(found.state.clone())
+        .map_err(|e| TrainError::Config(format!("{}: {e}", found.dir.display())))
+}
+
+/// A checkpoint group's tensors as flat vectors in `params` order.
+fn by_name(params: &Params, found: &Found, group: &str) -> Result<Vec<Vec<f32>>, TrainError> {
+    let tensors = found.tensors(group)?;
+    params
         .iter()
         .map(|(name, _)| {
-            model
-                .get(name)
-                .ok_or_else(|| {
-                    TrainError::Config(format!(
-                        "{}: checkpoint lacks `{name}`",
-                        found.dir.display()
-                    ))
-                })?
-                .flatten_all()?
-                .to_vec1::<f32>()
-                .map_err(TrainError::from)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    params.set_values(&values)?;
-    let shadow = found.tensors("ema")?;
-    ema.shadow = params
-        .iter()
-        .map(|(name, _)| -> Result<Vec<f32>, TrainError> {
-            let t = shadow.get(name).ok_or_else(|| {
-                TrainError::Config(format!("{}: EMA lacks `{name}`", found.dir.display()))
+            let t = tensors.get(name).ok_or_else(|| {
+                TrainError::Config(format!("{}: `{group}` lacks `{name}`", found.dir.display()))
             })?;
             Ok(t.flatten_all()?.to_vec1::<f32>()?)
         })
-        .collect::<Result<_, _>>()?;
-    ema.updates = saved.ema_updates;
-    optimizer.restore(params, &found.tensors("optimizer")?, saved.optimizer_steps)?;
-    *history = saved.loss_history;
-    Ok(saved.step)
+        .collect()
 }
 
 /// Write the newest checkpoint's EMA weights as a diffusers `UNet2DModel` directory
@@ -569,8 +551,7 @@ pub fn export_ema(out: &Path, dest: &Path, half: bool) -> Result<UNet2DModel, Tr
     let found = checkpoints
         .latest()?
         .ok_or_else(|| TrainError::Data(format!("{}: no checkpoint to export", out.display())))?;
-    let saved: SavedState = serde_json::from_value(found.state.clone())
-        .map_err(|e| TrainError::Config(format!("{}: {e}", found.dir.display())))?;
+    let saved = saved_state(&found)?;
     let ema = found.tensors("ema")?;
     let mut model = UNet2DModel::from_tensors(&saved.config.model, ema, &Device::Cpu)?;
     let dtype = if half {

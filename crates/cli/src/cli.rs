@@ -49,8 +49,23 @@ pub enum Command {
     Sample(SampleArgs),
     /// Invert-then-generate PSNR per solver and step count (inversion quality).
     Reconstruct(ReconstructArgs),
+    /// Write a training run's newest EMA weights as a model directory.
+    Export(ExportArgs),
     /// Measure training or inference speed of a model (last line: `images_per_s: N`).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run folder of `semaug train` (holds `checkpoints/` and `classes.json`).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Model directory to write (config.json, weights, classes.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write float32 weights instead of float16.
+    #[arg(long)]
+    pub f32: bool,
 }
 
 #[derive(Debug, Args)]

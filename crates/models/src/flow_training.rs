@@ -545,8 +545,9 @@ fn by_name(params: &Params, found: &Found, group: &str) -> Result<Vec<Vec<f32>>,
 }
 
 /// Write the newest checkpoint's EMA weights as a diffusers `UNet2DModel` directory
-/// (`config.json` + `diffusion_pytorch_model.safetensors`, f16 when `half`).
-pub fn export_ema(out: &Path, dest: &Path, half: bool) -> Result<UNet2DModel, TrainError> {
+/// (`config.json` + `diffusion_pytorch_model.safetensors`, f16 when `half`); returns the
+/// model and the checkpoint's step.
+pub fn export_ema(out: &Path, dest: &Path, half: bool) -> Result<(UNet2DModel, u64), TrainError> {
     let checkpoints = Checkpoints::new(out.join("checkpoints"), 2);
     let found = checkpoints
         .latest()?
@@ -560,5 +561,5 @@ pub fn export_ema(out: &Path, dest: &Path, half: bool) -> Result<UNet2DModel, Tr
         WeightsDtype::F32
     };
     model.save(dest, dtype)?;
-    Ok(model)
+    Ok((model, saved.step))
 }

@@ -73,8 +73,9 @@ fn resumed_training_equals_uninterrupted_training() {
     losses.extend(run(resumed.path(), &config, Some(1)));
     losses.extend(run(resumed.path(), &config, None));
     assert_eq!(losses, straight_losses);
-    let a = export_ema(straight.path(), &straight.path().join("unet"), false).unwrap();
-    let b = export_ema(resumed.path(), &resumed.path().join("unet"), false).unwrap();
+    let (a, step_a) = export_ema(straight.path(), &straight.path().join("unet"), false).unwrap();
+    let (b, step_b) = export_ema(resumed.path(), &resumed.path().join("unet"), false).unwrap();
+    assert_eq!((step_a, step_b), (7, 7));
     for (name, t) in a.weights() {
         let diff = (t - &b.weights()[name])
             .unwrap()

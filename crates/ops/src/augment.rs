@@ -22,7 +22,7 @@ use semaug_data::image_io::{decode_bytes, images_to_tensor, tensor_to_images, Im
 use semaug_data::mask;
 use semaug_data::writer::{DatasetWriter, Format, Record, WriterError};
 
-use crate::generative::{inpaint, perturb, splice, InpaintConfig, OpError, Region};
+use crate::generative::{auto_dilation, inpaint, perturb, splice, InpaintConfig, OpError, Region};
 use crate::method::{Method, Recipe};
 use crate::plan::{job_stream, method_tags, plan, Job, Shard};
 
@@ -403,7 +403,10 @@ fn region_mask(
         Some(m) => mask::threshold(m, 128),
         None => mask::central_box(sw, sh, 0.5),
     };
-    let grown = mask::dilate(&object, config.dilate);
+    let grown = mask::dilate(
+        &object,
+        config.dilate.unwrap_or_else(|| auto_dilation(sw, sh)),
+    );
     let region = match config.region {
         Region::Foreground => grown,
         // The object grown by the dilation is kept; everything else is regenerated.

@@ -14,7 +14,7 @@ use semaug_data::augment::Classical;
 use semaug_data::image_io::{images_to_tensor, tensor_to_images};
 use semaug_data::mask;
 
-use crate::generative::{inpaint, perturb, splice, InpaintConfig, OpError, Region};
+use crate::generative::{auto_dilation, inpaint, perturb, splice, InpaintConfig, OpError, Region};
 use crate::method::{Method, Recipe};
 
 /// One row of the demo.
@@ -193,7 +193,10 @@ fn region(row: &DemoImage, config: &InpaintConfig, w: u32, h: u32) -> candle_cor
         Some(m) => mask::threshold(&mask::resize_nearest(m, w, h), 128),
         None => mask::central_box(w, h, 0.5),
     };
-    let grown = mask::dilate(&object, config.dilate);
+    let grown = mask::dilate(
+        &object,
+        config.dilate.unwrap_or_else(|| auto_dilation(w, h)),
+    );
     let region = match config.region {
         Region::Foreground => grown,
         Region::Background => mask::invert(&grown),

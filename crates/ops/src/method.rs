@@ -299,13 +299,19 @@ fn inpaint_method(spec: &MethodSpec) -> Result<Method, SpecError> {
             ))
         }
     };
-    let dilate = spec.number("dilate", default.dilate as f64)?;
-    if !(0.0..=256.0).contains(&dilate) || dilate.fract() != 0.0 {
-        return Err(spec.bad("dilate", "must be a whole number of pixels in 0..=256"));
-    }
+    let dilate = match spec.get("dilate") {
+        None => None,
+        Some(_) => {
+            let px = spec.number("dilate", 0.0)?;
+            if !(0.0..=256.0).contains(&px) || px.fract() != 0.0 {
+                return Err(spec.bad("dilate", "must be a whole number of pixels in 0..=256"));
+            }
+            Some(px as u32)
+        }
+    };
     Ok(Method::Inpaint(InpaintConfig {
         region,
-        dilate: dilate as u32,
+        dilate,
         strength: strength(spec, "strength", default.strength)?,
         sampling: sampling(spec, default.sampling)?,
     }))
@@ -396,7 +402,7 @@ mod tests {
         else {
             panic!("not inpaint")
         };
-        assert_eq!((i.region, i.dilate), (Region::Background, 8));
+        assert_eq!((i.region, i.dilate), (Region::Background, Some(8)));
         assert!(Method::parse("compose:levels=4,p=0.25,0.25,0.25,0.25")
             .unwrap()
             .is_generative());

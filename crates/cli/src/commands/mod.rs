@@ -3,6 +3,7 @@
 mod augment;
 mod bench;
 mod demo;
+mod export;
 mod info;
 mod model;
 mod reconstruct;
@@ -32,5 +33,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&cli.global, args),
         Command::Reconstruct(args) => reconstruct::run(&cli.global, args),
         Command::Sample(args) => sample::run(&cli.global, args),
+        Command::Export(args) => export::run(&cli.global, args),
     }
 }

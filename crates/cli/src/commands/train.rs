@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use semaug_data::dataset::{open_dataset, OpenOptions};
 use semaug_data::image_io::Limits;
-use semaug_models::flow_training::{
-    export_ema, train, Budget, FlowTrainConfig, SigmaSampling, TrainImages,
-};
+use semaug_models::flow_training::{train, Budget, FlowTrainConfig, SigmaSampling, TrainImages};
 use semaug_models::unet::UNet2DConfig;
 
 use crate::cli::{Global, TrainArgs};
@@ -60,9 +58,7 @@ pub fn run(global: &Global, args: TrainArgs) -> anyhow::Result<()> {
     )?;
     bar.finish();
     let model_dir = args.out.join("model");
-    export_ema(&args.out, &model_dir, !args.f32)?;
-    let classes = serde_json::to_vec(&labeled.classes)?;
-    std::fs::write(model_dir.join("classes.json"), classes)?;
+    super::export::export(&args.out, &model_dir, !args.f32)?;
     std::fs::write(
         args.out.join("train-summary.json"),
         serde_json::to_vec_pretty(&summary)?,

@@ -117,9 +117,6 @@ fn inpaint_background_without_masks_writes_both_formats() {
 }
 
 #[test]
-#[ignore = "bug: without masks the default dilate=16 grows the 16x16 central box over \
-            the whole 32x32 image, so inpaint:region=background returns every source \
-            unchanged (crates/ops/src/augment.rs region_mask)"]
 fn inpaint_background_without_masks_changes_small_images() {
     let dir = tempfile::tempdir().unwrap();
     let (data, outputs) = run_both_formats(dir.path(), "inpaint:region=background", 1, false);

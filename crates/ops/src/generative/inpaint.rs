@@ -24,8 +24,9 @@ pub enum Region {
 #[serde(default, deny_unknown_fields)]
 pub struct InpaintConfig {
     pub region: Region,
-    /// Dilation of the object mask in source pixels before use (the paper uses 16).
-    pub dilate: u32,
+    /// Dilation of the object mask in source pixels before use; `None` scales the
+    /// paper's 16 px at 512 px to the image ([`auto_dilation`]).
+    pub dilate: Option<u32>,
     /// Where the regenerated region enters the trajectory (1 = from pure noise).
     pub strength: Strength,
     pub sampling: Sampling,
@@ -35,7 +36,7 @@ impl Default for InpaintConfig {
     fn default() -> Self {
         Self {
             region: Region::Foreground,
-            dilate: 16,
+            dilate: None,
             strength: Strength::FULL,
             sampling: Sampling {
                 guidance: 2.0,
@@ -43,6 +44,12 @@ impl Default for InpaintConfig {
             },
         }
     }
+}
+
+/// The paper's 16 px dilation at 512 px, scaled to a `width x height` image
+/// (8 px at 256, 1 px at 32), so small images keep a region to regenerate.
+pub fn auto_dilation(width: u32, height: u32) -> u32 {
+    (16.0 * width.min(height) as f64 / 512.0).round() as u32
 }
 
 /// Regenerate where `mask [B, 1, H, W]` is 1 (already the region to regenerate, at the

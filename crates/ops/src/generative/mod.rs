@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use semaug_core::{integrate, Condition, ConditionedField, Generator, SigmaGrid, Solver};
 
-pub use inpaint::{inpaint, InpaintConfig, Region};
+pub use inpaint::{auto_dilation, inpaint, InpaintConfig, Region};
 pub use perturb::{perturb, PerturbConfig};
 pub use splice::{splice, SpliceConfig};
 

@@ -27,7 +27,10 @@ pub fn extracted(archive: &str) -> PathBuf {
     }
     let source = shared_dir().join("data").join(format!("{archive}.tar.gz"));
     let file = std::fs::File::open(&source).unwrap_or_else(|e| {
-        panic!("{}: {e}; tests need ../shared beside the repository", source.display())
+        panic!(
+            "{}: {e}; tests need ../shared beside the repository",
+            source.display()
+        )
     });
     std::fs::create_dir_all(&target).expect("create target/testdata");
     let tmp = target.join(format!(".{archive}.{}", std::process::id()));

@@ -8,4 +8,5 @@ pub mod augment;
 pub mod dataset;
 pub mod image_io;
 pub mod mask;
+pub mod plot;
 pub mod writer;

@@ -93,10 +93,14 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<RgbIma
         detail: e.to_string(),
     };
     // Headers only: no size limit here, so an oversized image gets our own error
-    // with its real size rather than the decoder's generic one.
-    let (width, height) = reader(bytes, format, None)
-        .into_dimensions()
-        .map_err(corrupt)?;
+    // with its real size rather than the decoder's generic one. A PNG's size is read
+    // straight from its IHDR, so even a truncated bomb is reported as too large.
+    let (width, height) = match png_ihdr_size(bytes) {
+        Some(size) => size,
+        None => reader(bytes, format, None)
+            .into_dimensions()
+            .map_err(corrupt)?,
+    };
     check_size(path, width, height, limits)?;
     let image = reader(bytes, format, Some(limits))
         .decode()
@@ -118,6 +122,16 @@ fn reader<'a>(
     }
     reader.limits(decoder_limits);
     reader
+}
+
+/// Width and height from a PNG's IHDR chunk (signature, length 13, "IHDR", w, h).
+fn png_ihdr_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.len() < 24 || &bytes[..8] != SIGNATURE || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    Some((word(16), word(20)))
 }
 
 fn check_size(path: &Path, width: u32, height: u32, limits: &Limits) -> Result<(), ImageError> {

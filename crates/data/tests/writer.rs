@@ -423,7 +423,7 @@ fn changed_settings_are_refused() {
         "{message}"
     );
     assert!(
-        message.contains("use a new --out or --overwrite"),
+        message.contains("use a new --out, or delete it to start over"),
         "{message}"
     );
     let other_format = DatasetWriter::open(out.path(), WDS, &fingerprint(), None);

@@ -544,6 +544,15 @@ fn by_name(params: &Params, found: &Found, group: &str) -> Result<Vec<Vec<f32>>,
         .collect()
 }
 
+/// The loss history `(step, mean loss of the last 20 steps)` of the newest checkpoint.
+pub fn loss_history(out: &Path) -> Result<Vec<(u64, f64)>, TrainError> {
+    let checkpoints = Checkpoints::new(out.join("checkpoints"), 2);
+    match checkpoints.latest()? {
+        Some(found) => Ok(saved_state(&found)?.loss_history),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Write the newest checkpoint's EMA weights as a diffusers `UNet2DModel` directory
 /// (`config.json` + `diffusion_pytorch_model.safetensors`, f16 when `half`); returns the
 /// model and the checkpoint's step.

@@ -4,9 +4,11 @@
 use std::path::Path;
 
 use anyhow::Context;
+use semaug_data::image_io::encode_png;
+use semaug_data::plot::{LineChart, Series};
 use semaug_data::writer::atomic::publish;
 use semaug_models::embedded::CLASSES_FILE;
-use semaug_models::flow_training::export_ema;
+use semaug_models::flow_training::{export_ema, loss_history};
 
 use crate::cli::{ExportArgs, Global};
 
@@ -18,12 +20,24 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Export the EMA weights and the class names; returns the checkpoint's step.
+/// Export the EMA weights, the class names and the loss curve (`loss.png`); returns
+/// the checkpoint's step.
 pub fn export(run: &Path, out: &Path, half: bool) -> anyhow::Result<u64> {
     let (_, step) = export_ema(run, out, half)?;
     let classes = run.join(CLASSES_FILE);
     let bytes =
         std::fs::read(&classes).with_context(|| format!("cannot read {}", classes.display()))?;
     publish(&out.join(CLASSES_FILE), &bytes)?;
+    let history = loss_history(run)?;
+    let points = history.iter().map(|(s, l)| (*s as f64, *l)).collect();
+    let chart = LineChart {
+        title: format!("flow-matching loss, {step} steps"),
+        x_label: "step".into(),
+        y_label: "loss (mean of 20 steps)".into(),
+        series: vec![Series::new("", points)],
+        log_y: true,
+        ..LineChart::default()
+    };
+    publish(&out.join("loss.png"), &encode_png(&chart.render())?)?;
     Ok(step)
 }

@@ -49,10 +49,37 @@ pub enum Command {
     Sample(SampleArgs),
     /// Invert-then-generate PSNR per solver and step count (inversion quality).
     Reconstruct(ReconstructArgs),
+    /// Learn one new token per class folder by textual inversion (model frozen).
+    LearnConcepts(LearnConceptsArgs),
     /// Write a training run's newest EMA weights as a model directory.
     Export(ExportArgs),
     /// Measure training or inference speed of a model (last line: `images_per_s: N`).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LearnConceptsArgs {
+    /// Images of the new classes, one folder per class (each becomes token `<class>`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Generative model: `embedded` (shipped in the binary) or a model directory.
+    #[arg(long, default_value = "embedded")]
+    pub model: String,
+    /// Concept file to write (`{token: embedding}` safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 300)]
+    pub steps: u64,
+    #[arg(long, default_value_t = 5e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Start from `null` (default) or from an existing class of the model (by name).
+    #[arg(long, default_value = "null")]
+    pub init: String,
+    /// Embedding vectors per token (the embedded model supports 1).
+    #[arg(long, default_value_t = 1)]
+    pub vectors: usize,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +190,10 @@ pub struct TrainArgs {
     /// Extra images without labels: trained as the null class (semi-supervised).
     #[arg(long)]
     pub unlabeled: Option<PathBuf>,
+    /// Train on these classes only (comma-separated names), e.g. to keep the few-shot
+    /// experiment's classes novel to the generator.
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<String>,
     /// Run folder: checkpoints, the exported model (`model/`), the loss curve.
     #[arg(long)]
     pub out: PathBuf,
@@ -248,6 +279,10 @@ pub struct AugmentArgs {
     /// Generative model: `embedded` (shipped in the binary) or a model directory.
     #[arg(long, default_value = "embedded")]
     pub model: String,
+    /// Learned concepts (`semaug learn-concepts`): a class whose token `<class>` is in
+    /// the file is conditioned on it instead of on the model's class.
+    #[arg(long)]
+    pub concepts: Option<PathBuf>,
     /// Images per generator batch (changes speed and memory, never the results).
     #[arg(long, default_value_t = 16)]
     pub batch: usize,

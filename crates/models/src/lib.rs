@@ -6,6 +6,7 @@
 //! Key decision: the embedded model's config.json and weight names are exactly diffusers
 //! `UNet2DModel`'s, so checkpoints move both ways between this crate and diffusers.
 
+pub mod concepts;
 pub mod embedded;
 pub mod flow_training;
 pub mod sd;

@@ -46,6 +46,9 @@ pub struct Backend<'a> {
     pub conditions: Vec<Condition>,
     /// Outputs per generator batch (does not change the results).
     pub batch: usize,
+    /// Extra provenance for every generated record (e.g. the concept file's sha256);
+    /// part of the run's settings fingerprint too.
+    pub provenance: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,7 @@ impl AugmentConfig {
             "samples": dataset.samples.len(),
             "model_sha256": model.and_then(|m| m.weights_sha256),
             "conditions": backend.map(|b| b.conditions.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
+            "provenance": backend.map(|b| &b.provenance),
         })
     }
 }
@@ -335,7 +339,8 @@ fn generative_batch(
     };
     for ((job, source), output) in ready.iter().zip(outputs) {
         let sample = &cx.dataset.samples[job.sample];
-        let record = record(cx, sample, &source.sha256, job, Some(&info), Some(recipe));
+        let mut record = record(cx, sample, &source.sha256, job, Some(&info), Some(recipe));
+        record.extra.extend(backend.provenance.clone());
         cx.writer.write(&output, &record, job.global_index)?;
         (cx.progress)(1);
     }

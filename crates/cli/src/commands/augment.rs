@@ -49,8 +49,14 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
         lenient: args.lenient,
         limits: Limits::default(),
     };
+    let mut provenance = std::collections::BTreeMap::new();
     let generator = if config.methods.iter().any(Method::is_generative) {
-        Some(model::load(&args.model)?)
+        let mut generator = model::load(&args.model)?;
+        if let Some(path) = &args.concepts {
+            let sha = attach_concepts(&mut generator, path)?;
+            provenance.insert("concepts_sha256".into(), sha.into());
+        }
+        Some(generator)
     } else {
         None
     };
@@ -58,6 +64,7 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
         generator: g,
         conditions: conditions(g, &dataset.classes, global.quiet),
         batch: args.batch,
+        provenance: provenance.clone(),
     });
     let total = shard.range(dataset.samples.len()).len() * config.methods.len() * config.per_image;
     let bar = progress::bar(total as u64, "images", global.quiet);
@@ -109,12 +116,35 @@ fn method(text: &str, args: &AugmentArgs) -> Result<Method, UsageError> {
     Method::from_spec(&spec).map_err(|e| usage(&e))
 }
 
-/// Each dataset class conditions on the model's class of the same name; a class the
-/// model does not know is generated unconditionally (with a warning).
+/// Load learned concepts, refusing a file learned for another model; returns the
+/// file's sha256 for the provenance.
+fn attach_concepts(
+    generator: &mut EmbeddedGenerator,
+    path: &std::path::Path,
+) -> anyhow::Result<String> {
+    let (concepts, model_sha) = semaug_models::concepts::load(path)?;
+    let ours = semaug_core::Generator::info(generator).weights_sha256;
+    if let (Some(theirs), Some(ours)) = (&model_sha, &ours) {
+        if theirs != ours {
+            anyhow::bail!(
+                "{}: learned for model {theirs}, not for this model ({ours}); learn them again with this --model",
+                path.display()
+            );
+        }
+    }
+    generator.concepts.extend(concepts);
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(semaug_models::unet::sha256_hex(&bytes))
+}
+
+/// Each dataset class conditions on its learned concept `<class>` if there is one, else
+/// on the model's class of the same name; a class the model does not know is generated
+/// unconditionally (with a warning).
 fn conditions(generator: &EmbeddedGenerator, classes: &[String], quiet: bool) -> Vec<Condition> {
     classes
         .iter()
         .map(|name| match generator.class_index(name) {
+            _ if generator.concepts.contains_key(&format!("<{name}>")) => Condition::Concept(format!("<{name}>")),
             Some(i) => Condition::Class(i),
             None => {
                 if !quiet {

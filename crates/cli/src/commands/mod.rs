@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod export;
 mod info;
+mod learn_concepts;
 mod model;
 mod reconstruct;
 mod sample;
@@ -34,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconstruct(args) => reconstruct::run(&cli.global, args),
         Command::Sample(args) => sample::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),
+        Command::LearnConcepts(args) => learn_concepts::run(&cli.global, args),
     }
 }

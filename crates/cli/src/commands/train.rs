@@ -13,8 +13,11 @@ use crate::progress;
 use crate::UsageError;
 
 pub fn run(global: &Global, args: TrainArgs) -> anyhow::Result<()> {
-    let labeled = open_dataset(&args.data, &OpenOptions::default())
+    let mut labeled = open_dataset(&args.data, &OpenOptions::default())
         .with_context(|| format!("cannot open training data {}", args.data.display()))?;
+    if !args.classes.is_empty() {
+        labeled = labeled.with_classes(&args.classes)?;
+    }
     let pool = match &args.unlabeled {
         Some(dir) => Some(
             open_dataset(dir, &OpenOptions::default())

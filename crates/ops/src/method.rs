@@ -108,17 +108,16 @@ impl Method {
     }
 
     pub fn from_spec(spec: &MethodSpec) -> Result<Self, SpecError> {
-        let spec = spec.clone();
         let name = spec.name.as_str();
         if CLASSICAL_METHODS.contains(&name) {
-            return classical(&spec);
+            return classical(spec);
         }
         match name {
-            "perturb" => perturb_method(&spec),
-            "splice" | "real-guidance" => splice_method(&spec),
-            "inpaint" => inpaint_method(&spec),
-            "compose" => compose_method(&spec),
-            "da-fusion" => da_fusion_method(&spec),
+            "perturb" => perturb_method(spec),
+            "splice" | "real-guidance" => splice_method(spec),
+            "inpaint" => inpaint_method(spec),
+            "compose" => compose_method(spec),
+            "da-fusion" => da_fusion_method(spec),
             _ => Err(SpecError::UnknownMethod {
                 name: spec.name.clone(),
                 valid: Self::names().join(", "),

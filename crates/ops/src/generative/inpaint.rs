@@ -69,10 +69,9 @@ pub fn inpaint<G: Generator + ?Sized>(
         let known = time::noised(x0, noise, sigma)?;
         x.broadcast_mul(mask)? + known.broadcast_mul(&keep)?
     };
-    let start = blend(
-        &time::noised(x0, noise, config.strength.sigma())?,
-        config.strength.sigma(),
-    )?;
+    // At the start every pixel is the source noised to the strength: known and
+    // unknown regions agree until the first step.
+    let start = time::noised(x0, noise, config.strength.sigma())?;
     let mut hook = |_step: usize, sigma_next: f64, x: &Tensor| blend(x, sigma_next);
     let guidance = config.sampling.guidance;
     run(

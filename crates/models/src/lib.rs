@@ -9,5 +9,6 @@
 pub mod concepts;
 pub mod embedded;
 pub mod flow_training;
+pub mod pretrained;
 pub mod sd;
 pub mod unet;

@@ -1,0 +1,30 @@
+//! Pretrained diffusers checkpoints as [`semaug_core::Generator`]s, found offline.
+//!
+//! * [`vp`]: the adapter from discrete-time variance-preserving models (epsilon / v /
+//!   sample prediction over `alphas_cumprod`) to the sigma convention; deterministic DDIM
+//!   is Euler in flow space.
+//! * [`unet2d`]: [`Unet2dGenerator`], a DDPM/DDIM `UNet2DModel` in pixel space.
+//! * [`sd`]: [`SdGenerator`], a Stable Diffusion 1.x/2.x pipeline (VAE latents, CLIP
+//!   prompts, class prompts and textual-inversion concepts).
+//! * [`resolve`](mod@resolve): `--model` specs (`embedded`, a folder, or a Hugging Face
+//!   id read from the local cache, never the network) and the cache listing.
+//! * [`weights_file`]: safetensors headers validated before any tensor is read.
+//!
+//! Key decision: every backend speaks the one time convention; the schedule mapping lives
+//! in [`vp`] and nowhere else.
+
+pub mod error;
+pub mod resolve;
+pub mod sd;
+pub mod unet2d;
+pub mod vp;
+pub mod weights_file;
+
+pub use error::PretrainedError;
+pub use resolve::{
+    list_models, load, resolve, CachedModel, LoadedModel, ModelSource, ResolvedModel,
+};
+pub use sd::SdGenerator;
+pub use unet2d::Unet2dGenerator;
+pub use vp::{flow_to_vp, vp_to_flow, VpSchedule};
+pub use weights_file::{check_safetensors, SafetensorsHeader};

@@ -1,0 +1,179 @@
+//! A diffusers `UNet2DModel` trained as a DDPM/DDIM denoiser (e.g. `google/ddpm-cifar10-32`)
+//! behind the [`Generator`] seam, in pixel space.
+//!
+//! The network predicts noise (or `v`, or the sample, as its scheduler config says) at
+//! integer timesteps of a VP schedule; the [`VpSchedule`] adapter turns that into a flow
+//! velocity. Conditions become rows added to the time embedding, as in the embedded
+//! backend: a class-conditional model (`num_class_embeds`) takes its class rows (the null
+//! condition is the last row, as this project trains them) and learned concept rows; an
+//! unconditional model has one all-zero row, which every class shares, so guidance
+//! has no effect on it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use semaug_core::{Condition, Generator, GeneratorInfo};
+
+use super::error::PretrainedError;
+use super::vp::VpSchedule;
+use crate::embedded::CLASSES_FILE;
+use crate::sd::DdimSchedule;
+use crate::unet::UNet2DModel;
+
+/// A pixel-space VP denoiser with its noise schedule.
+#[derive(Debug, Clone)]
+pub struct Unet2dGenerator {
+    unet: UNet2DModel,
+    schedule: VpSchedule,
+    name: String,
+    /// Class names in label order (class-conditional models; empty otherwise).
+    pub classes: Vec<String>,
+    /// Learned concept rows `[T]` by token name (class-conditional models).
+    pub concepts: BTreeMap<String, Tensor>,
+}
+
+impl Unet2dGenerator {
+    pub fn new(
+        unet: UNet2DModel,
+        schedule: VpSchedule,
+        name: String,
+        classes: Vec<String>,
+    ) -> Self {
+        Self {
+            unet,
+            schedule,
+            name,
+            classes,
+            concepts: BTreeMap::new(),
+        }
+    }
+
+    /// Loads the UNet from `unet_dir` (`config.json` + `diffusion_pytorch_model.safetensors`,
+    /// with an optional `classes.json`) and the schedule from
+    /// `scheduler_dir/scheduler_config.json` (a DDPM or DDIM scheduler config).
+    pub fn load(
+        unet_dir: &Path,
+        scheduler_dir: &Path,
+        device: &Device,
+    ) -> Result<Self, PretrainedError> {
+        let ddim = DdimSchedule::load(scheduler_dir)?;
+        let schedule = VpSchedule::from_ddim(&ddim)?;
+        let unet = UNet2DModel::load(unet_dir, device)?;
+        let classes = read_classes(unet_dir, unet.null_class().unwrap_or(0))?;
+        Ok(Self::new(
+            unet,
+            schedule,
+            unet_dir.display().to_string(),
+            classes,
+        ))
+    }
+
+    /// The same generator under another name (e.g. the hub id it was resolved from).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    pub fn unet(&self) -> &UNet2DModel {
+        &self.unet
+    }
+
+    pub fn schedule(&self) -> &VpSchedule {
+        &self.schedule
+    }
+
+    /// The embedding row of one condition, `[T]`.
+    fn row(&self, condition: &Condition) -> semaug_core::Result<Tensor> {
+        let Some(table) = self.unet.class_embedding_table() else {
+            return match condition {
+                Condition::Null | Condition::Class(_) => {
+                    let width = self.unet.config().time_embed_dim();
+                    Ok(Tensor::zeros(
+                        width,
+                        candle_core::DType::F32,
+                        self.unet.device(),
+                    )?)
+                }
+                _ => Err(self.unknown(condition, "the model is unconditional")),
+            };
+        };
+        let null = self.unet.null_class().unwrap_or(0);
+        match condition {
+            Condition::Null => Ok(table.get(null)?),
+            Condition::Class(c) if *c < null => Ok(table.get(*c)?),
+            Condition::Class(_) => {
+                Err(self.unknown(condition, &format!("the model has {null} classes")))
+            }
+            Condition::Concept(name) => self
+                .concepts
+                .get(name)
+                .cloned()
+                .ok_or_else(|| self.unknown(condition, "load it with --concepts")),
+            Condition::Prompt(_) => {
+                Err(self.unknown(condition, "the model is not text-conditional"))
+            }
+        }
+    }
+
+    fn unknown(&self, condition: &Condition, hint: &str) -> semaug_core::Error {
+        semaug_core::Error::UnknownCondition {
+            condition: condition.to_string(),
+            generator: self.name.clone(),
+            hint: hint.to_string(),
+        }
+    }
+}
+
+/// `classes.json` of `dir` when present, else the labels `0..rows` by number.
+fn read_classes(dir: &Path, rows: usize) -> Result<Vec<String>, PretrainedError> {
+    let path: PathBuf = dir.join(CLASSES_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| PretrainedError::Json { path, source })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((0..rows).map(|i| i.to_string()).collect())
+        }
+        Err(e) => Err(PretrainedError::io(path, e)),
+    }
+}
+
+impl Generator for Unet2dGenerator {
+    fn info(&self) -> GeneratorInfo {
+        GeneratorInfo {
+            name: self.name.clone(),
+            weights_sha256: self.unet.weights_sha256().map(str::to_string),
+            image_size: self.unet.config().sample_size.map_or((32, 32), |s| s.hw()),
+        }
+    }
+
+    fn encode(&self, images: &Tensor) -> candle_core::Result<Tensor> {
+        Ok(images.clone())
+    }
+
+    fn decode(&self, latents: &Tensor) -> candle_core::Result<Tensor> {
+        Ok(latents.clone())
+    }
+
+    fn embed(&self, conditions: &[Condition]) -> semaug_core::Result<Tensor> {
+        let rows = conditions
+            .iter()
+            .map(|c| self.row(c))
+            .collect::<semaug_core::Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+
+    fn velocity(&self, x: &Tensor, sigma: f64, embedding: &Tensor) -> candle_core::Result<Tensor> {
+        self.schedule.velocity(x, sigma, |x_t, timestep| {
+            let t = Tensor::new(&[timestep as f32], x_t.device())?;
+            let time = self
+                .unet
+                .time_embedding(&t, x_t.dim(0)?)
+                .map_err(candle_core::Error::wrap)?;
+            self.unet
+                .forward_with_embedding(x_t, &(time + embedding)?)
+                .map_err(candle_core::Error::wrap)
+        })
+    }
+}

@@ -1,10 +1,15 @@
 //! Test-only access to the real images in `../shared/data/` (beside the repository).
 //!
 //! Each archive is extracted once into `target/testdata/<name>/` and reused by every test
-//! process; extraction goes to a temporary folder that is renamed into place, so test
-//! binaries running in parallel never see a half-extracted tree.
+//! process; extraction goes to a temporary folder unique to the process that is renamed
+//! into place, and a lock serialises the threads of one process, so tests running in
+//! parallel never see a half-extracted tree.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Serialises extraction among the threads of one test process.
+static EXTRACTING: Mutex<()> = Mutex::new(());
 
 /// `../shared` beside the repository root.
 pub fn shared_dir() -> PathBuf {
@@ -22,6 +27,7 @@ pub fn fixtures_dir() -> PathBuf {
 pub fn extracted(archive: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/testdata");
     let dest = target.join(archive);
+    let _guard = EXTRACTING.lock().unwrap_or_else(|e| e.into_inner());
     if dest.is_dir() {
         return dest;
     }
@@ -34,6 +40,7 @@ pub fn extracted(archive: &str) -> PathBuf {
     });
     std::fs::create_dir_all(&target).expect("create target/testdata");
     let tmp = target.join(format!(".{archive}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     tar.unpack(&tmp)
         .unwrap_or_else(|e| panic!("{}: cannot extract: {e}", source.display()));

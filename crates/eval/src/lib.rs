@@ -10,8 +10,8 @@
 //!
 //! Key decision: every random draw (weights, data order, synthetic replacement,
 //! augmentation, Mixup) comes from a `semaug_core::seeds::Stream` keyed by what it is
-//! for, so a run is a function of its config and seed, independent of thread count, and a
-//! resumed run ends exactly where an uninterrupted one does.
+//! for (seed, epoch, sample), never by position in a thread's work, so a run is a function
+//! of its config and seed, and a resumed run ends bit-identical to an uninterrupted one.
 
 pub mod batch_norm;
 mod batch_norm_kernel;

@@ -23,6 +23,7 @@ use super::error::SdError;
 use super::layers::{attention, merge_heads, split_heads, Linear};
 use super::resnet::{Downsample2D, ResnetBlock2D, ResnetSpec, Upsample2D};
 use super::weights::{build_checked, first_existing, read_json, read_safetensors};
+use crate::unet::io::modern_attention_name;
 use crate::unet::layers::{Conv2d, GroupNorm};
 
 /// The config file of a diffusers model folder.
@@ -533,29 +534,6 @@ impl AutoencoderKl {
 /// A decoder output to [0, 1]: `(raw / 2 + 0.5).clamp(0, 1)` (diffusers' postprocessing).
 pub fn to_unit_range(raw: &Tensor) -> Result<Tensor, SdError> {
     Ok(((raw / 2.0)? + 0.5)?.clamp(0f32, 1f32)?)
-}
-
-/// diffusers < 0.14 attention names -> current ones, as `from_pretrained` converts them.
-fn modern_attention_name(name: &str) -> String {
-    const RENAMES: [(&str, &str); 4] = [
-        ("query", "to_q"),
-        ("key", "to_k"),
-        ("value", "to_v"),
-        ("proj_attn", "to_out.0"),
-    ];
-    let parts: Vec<&str> = name.split('.').collect();
-    for i in 2..parts.len() {
-        if parts[i - 2] != "attentions" {
-            continue;
-        }
-        if let Some((_, new)) = RENAMES.iter().find(|(old, _)| *old == parts[i]) {
-            let mut renamed: Vec<&str> = parts[..i].to_vec();
-            renamed.push(new);
-            renamed.extend_from_slice(&parts[i + 1..]);
-            return renamed.join(".");
-        }
-    }
-    name.to_string()
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ fn read_file(path: &Path, hint: &str) -> Result<Vec<u8>, UnetError> {
 }
 
 /// diffusers < 0.14 attention names -> current ones, as `from_pretrained` converts them.
-fn modern_attention_name(name: &str) -> String {
+pub(crate) fn modern_attention_name(name: &str) -> String {
     const RENAMES: [(&str, &str); 4] = [
         ("query", "to_q"),
         ("key", "to_k"),

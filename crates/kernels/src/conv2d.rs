@@ -1,14 +1,16 @@
 //! 2-D convolution as a candle custom op: im2col + gemm forward (bias fused), and a
 //! backward that computes grad-w, grad-x (gemm + col2im) and grad-b in one pass over the
-//! batch (see `conv_engine` and `conv_grads`).
+//! batch (see `conv_engine` and `conv_grads`). 3x3 stride-1 convs with enough channels
+//! run as Winograd F(2x2, 3x3) instead (see `winograd`).
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use crate::conv_engine::forward;
-use crate::conv_grads::{conv_grads, ConvKind};
+use crate::conv_grads::{conv_grads, ConvMap};
 use crate::error::KernelError;
 use crate::im2col::ConvGeometry;
 use crate::storage::{f32_slice, require_f32};
+use crate::winograd::{self, Winograd};
 
 const OP: &str = "semaug_kernels::conv2d";
 
@@ -114,6 +116,21 @@ struct Conv2dOp {
 }
 
 impl Conv2dOp {
+    /// How this conv is computed.
+    fn map(&self) -> ConvMap {
+        match Winograd::for_conv(&self.geometry) {
+            Some(wg) => ConvMap::Winograd(wg),
+            None => ConvMap::Direct(self.geometry),
+        }
+    }
+
+    fn run(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        match self.map() {
+            ConvMap::Winograd(wg) => winograd::forward(&wg, x, w, bias),
+            _ => forward(&self.geometry, x, w, bias),
+        }
+    }
+
     fn output_shape(&self) -> Shape {
         let g = &self.geometry;
         Shape::from((g.batch, g.c_out, g.out_h, g.out_w))
@@ -134,7 +151,7 @@ impl CustomOp2 for Conv2dOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(OP, "x", x, x_l)?;
         let w = f32_slice(OP, "w", w, w_l)?;
-        let y = forward(&self.geometry, x, w, None);
+        let y = self.run(x, w, None);
         Ok((CpuStorage::F32(y), self.output_shape()))
     }
 
@@ -145,7 +162,7 @@ impl CustomOp2 for Conv2dOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = conv_grads(self.geometry, ConvKind::Direct, x, w, grad, false)?;
+        let (dx, dw, _) = conv_grads(self.map(), x, w, grad, false)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -167,7 +184,7 @@ impl CustomOp3 for Conv2dOp {
         let x = f32_slice(OP, "x", x, x_l)?;
         let w = f32_slice(OP, "w", w, w_l)?;
         let b = f32_slice(OP, "bias", b, b_l)?;
-        let y = forward(&self.geometry, x, w, Some(b));
+        let y = self.run(x, w, Some(b));
         Ok((CpuStorage::F32(y), self.output_shape()))
     }
 
@@ -179,7 +196,7 @@ impl CustomOp3 for Conv2dOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = conv_grads(self.geometry, ConvKind::Direct, x, w, grad, true)?;
+        let (dx, dw, db) = conv_grads(self.map(), x, w, grad, true)?;
         Ok((dx, Some(dw), db))
     }
 }

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use crate::conv_engine::input_grad;
-use crate::conv_grads::{conv_grads, ConvKind};
+use crate::conv_grads::{conv_grads, ConvMap};
 use crate::error::KernelError;
 use crate::im2col::ConvGeometry;
 use crate::storage::{f32_slice, require_f32};
@@ -147,7 +147,7 @@ impl CustomOp2 for ConvTranspose2dOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = conv_grads(self.geometry, ConvKind::Transposed, x, w, grad, false)?;
+        let (dx, dw, _) = conv_grads(ConvMap::Transposed(self.geometry), x, w, grad, false)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -181,7 +181,7 @@ impl CustomOp3 for ConvTranspose2dOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = conv_grads(self.geometry, ConvKind::Transposed, x, w, grad, true)?;
+        let (dx, dw, db) = conv_grads(ConvMap::Transposed(self.geometry), x, w, grad, true)?;
         Ok((dx, Some(dw), db))
     }
 }

@@ -5,8 +5,10 @@
 //! with SiLU, forward and backward). All are candle custom ops: they plug into candle's
 //! autograd like built-in ops, run their gradients as single no-backward kernels, and use
 //! candle's thread count (`RAYON_NUM_THREADS`) on rayon's global pool.
-//! [`upsample2x_conv3x3`] runs a UNet up block (nearest 2x + 3x3 conv) as one transposed
-//! conv with 2.25x fewer multiply-adds.
+//! 3x3 stride-1 convs with at least 16 channels on each side run as Winograd F(2x2, 3x3)
+//! (16 instead of 36 multiply-adds per 2x2 output tile and channel pair), and
+//! [`upsample2x_conv3x3`] runs a UNet up block (nearest 2x + 3x3 conv) as a Winograd conv
+//! that reads the low-resolution input (9 instead of 36).
 //! [`retain_freed_memory`] stops glibc from returning freed tensors' pages to the OS,
 //! which otherwise dominates the cost of candle's elementwise ops in a training step.
 //!
@@ -26,6 +28,8 @@ mod parallel;
 mod simd;
 mod storage;
 mod upsample_conv;
+mod winograd;
+mod winograd_transforms;
 
 pub use conv2d::conv2d;
 pub use conv_transpose2d::conv_transpose2d;

@@ -1,39 +1,82 @@
-//! Nearest 2x upsampling followed by a 3x3 conv (the usual UNet up block), computed as
-//! one stride-2 transposed conv with a 4x4 kernel folded from the 3x3 one.
+//! Nearest 2x upsampling followed by a 3x3 conv (the usual UNet up block) as one op that
+//! never materialises the upsampled tensor.
 //!
-//! Output row `2i` of conv3x3(up(x)) reads input rows `i - 1` (tap 0) and `i` (taps 1
+//! On CPU it is a Winograd F(2x2, 3x3) conv that reads the low-resolution input (see
+//! `winograd`): 9 multiply-adds per 2x2 output tile and channel pair instead of the
+//! upsampled conv's 36, with its own backward.
+//!
+//! Elsewhere it is a stride-2 transposed conv with a 4x4 kernel folded from the 3x3 one:
+//! output row `2i` of conv3x3(up(x)) reads input rows `i - 1` (tap 0) and `i` (taps 1
 //! and 2); row `2i + 1` reads `i` (taps 0 and 1) and `i + 1` (tap 2). That is exactly
 //! conv_transpose2d(stride 2, padding 1) with kernel rows `[w2, w1 + w2, w0 + w1, w0]`,
-//! and the same along columns. It needs 4 instead of 9 multiply-adds per output pixel and
-//! channel pair, and never materialises the upsampled tensor.
+//! and the same along columns.
 
-use candle_core::Tensor;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
+use crate::conv_grads::{conv_grads, ConvMap};
 use crate::conv_transpose2d::conv_transpose2d;
 use crate::error::KernelError;
+use crate::storage::{f32_slice, require_f32};
+use crate::winograd::{self, Winograd};
 
 const OP: &str = "semaug_kernels::upsample2x_conv3x3";
 
 /// `conv2d(upsample_nearest2d(x, 2H, 2W), w, bias, stride 1, padding 1)` for `x`
 /// `[N, C_in, H, W]`, `w` `[C_out, C_in, 3, 3]`, `bias` `[C_out]`; output
-/// `[N, C_out, 2H, 2W]`. Differentiable in `x`, `w` and `bias` (the gradient of `w` flows
-/// through the small kernel fold, built from candle ops).
+/// `[N, C_out, 2H, 2W]`. Differentiable in `x`, `w` and `bias`.
 pub fn upsample2x_conv3x3(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
-    let &[c_out, c_in, 3, 3] = w.dims() else {
-        return Err(KernelError::BadShape {
-            op: OP,
-            arg: "w",
-            shape: w.dims().to_vec(),
-            expected: "[C_out, C_in, 3, 3]".into(),
+    let geometry = check_shapes(x, w, bias)?;
+    if !x.device().is_cpu() {
+        let folded = fold_kernel(w, geometry.c_out, geometry.c_in)?;
+        return conv_transpose2d(x, &folded, bias, 2, 1, 0);
+    }
+    require_f32(OP, "x", x)?;
+    require_f32(OP, "w", w)?;
+    let op = UpsampleConvOp { geometry };
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    match bias {
+        Some(b) => {
+            require_f32(OP, "bias", b)?;
+            x.apply_op3(&w, &b.contiguous()?, op)
         }
-        .into());
+        None => x.apply_op2(&w, op),
+    }
+}
+
+fn check_shapes(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Winograd, KernelError> {
+    let bad_shape = |arg, t: &Tensor, expected: String| KernelError::BadShape {
+        op: OP,
+        arg,
+        shape: t.dims().to_vec(),
+        expected,
     };
-    let folded = fold_kernel(w, c_out, c_in)?;
-    conv_transpose2d(x, &folded, bias, 2, 1, 0)
+    let &[c_out, c_in, 3, 3] = w.dims() else {
+        return Err(bad_shape("w", w, "[C_out, C_in, 3, 3]".into()));
+    };
+    let &[batch, x_c_in, h, w_in] = x.dims() else {
+        return Err(bad_shape("x", x, "rank 4 [N, C_in, H, W]".into()));
+    };
+    if x_c_in != c_in || h == 0 || w_in == 0 {
+        let expected = format!("[N, {c_in}, H >= 1, W >= 1] to match w");
+        return Err(bad_shape("x", x, expected));
+    }
+    if let Some(b) = bias {
+        if b.dims() != [c_out] {
+            return Err(bad_shape("bias", b, format!("[{c_out}] (C_out of w)")));
+        }
+    }
+    Ok(Winograd {
+        batch,
+        c_in,
+        c_out,
+        h,
+        w: w_in,
+        upsampled: true,
+    })
 }
 
 /// `[C_out, C_in, 3, 3]` -> the `[C_in, C_out, 4, 4]` transposed-conv kernel
@@ -53,4 +96,80 @@ fn fold_kernel(w: &Tensor, c_out: usize, c_in: usize) -> candle_core::Result<Ten
         .reshape((c_out, c_in, 4, 4))?
         .transpose(0, 1)?
         .contiguous()
+}
+
+/// The CPU op; its backward is [`conv_grads`].
+struct UpsampleConvOp {
+    geometry: Winograd,
+}
+
+impl UpsampleConvOp {
+    fn output_shape(&self) -> Shape {
+        let g = &self.geometry;
+        Shape::from((g.batch, g.c_out, g.out_h(), g.out_w()))
+    }
+}
+
+impl CustomOp2 for UpsampleConvOp {
+    fn name(&self) -> &'static str {
+        "semaug-upsample2x-conv3x3"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(OP, "x", x, x_l)?;
+        let w = f32_slice(OP, "w", w, w_l)?;
+        let y = winograd::forward(&self.geometry, x, w, None);
+        Ok((CpuStorage::F32(y), self.output_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = conv_grads(ConvMap::Winograd(self.geometry), x, w, grad, false)?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for UpsampleConvOp {
+    fn name(&self) -> &'static str {
+        "semaug-upsample2x-conv3x3-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(OP, "x", x, x_l)?;
+        let w = f32_slice(OP, "w", w, w_l)?;
+        let b = f32_slice(OP, "bias", b, b_l)?;
+        let y = winograd::forward(&self.geometry, x, w, Some(b));
+        Ok((CpuStorage::F32(y), self.output_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = conv_grads(ConvMap::Winograd(self.geometry), x, w, grad, true)?;
+        Ok((dx, Some(dw), db))
+    }
 }

@@ -9,6 +9,8 @@
 //! (16 instead of 36 multiply-adds per 2x2 output tile and channel pair), and
 //! [`upsample2x_conv3x3`] runs a UNet up block (nearest 2x + 3x3 conv) as a Winograd conv
 //! that reads the low-resolution input (9 instead of 36).
+//! [`linear`] is a linear layer whose samples are multiplied one at a time (batch
+//! invariant) without copying the weight per sample.
 //! [`retain_freed_memory`] stops glibc from returning freed tensors' pages to the OS,
 //! which otherwise dominates the cost of candle's elementwise ops in a training step.
 //!
@@ -22,6 +24,7 @@ mod conv_transpose2d;
 mod error;
 mod group_norm;
 mod im2col;
+mod linear;
 mod matmul;
 mod memory;
 mod parallel;
@@ -35,5 +38,6 @@ pub use conv2d::conv2d;
 pub use conv_transpose2d::conv_transpose2d;
 pub use error::KernelError;
 pub use group_norm::group_norm;
+pub use linear::linear;
 pub use memory::retain_freed_memory;
 pub use upsample_conv::upsample2x_conv3x3;

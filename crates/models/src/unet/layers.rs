@@ -134,31 +134,12 @@ impl Linear {
 
     /// `[B, in] -> [B, out]` or `[B, N, in] -> [B, N, out]`.
     ///
-    /// Computed as one `[N, in] x [in, out]` product per sample, so a sample's output does
-    /// not depend on its batch: a single gemm over all `B * N` rows picks its kernel (and so
-    /// its summation order) by row count, which changes the last bits with the batch size.
+    /// Computed as one `[N, in] x [in, out]` product per sample (`semaug_kernels::linear`),
+    /// so a sample's output does not depend on its batch: a single gemm over all `B * N`
+    /// rows picks its kernel (and so its summation order) by row count, which changes the
+    /// last bits with the batch size.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (rows3, squeeze) = match x.rank() {
-            2 => (x.unsqueeze(1)?, true),
-            3 => (x.clone(), false),
-            r => candle_core::bail!("linear: expected a rank 2 or 3 input, got rank {r}"),
-        };
-        let (b, _, in_features) = rows3.dims3()?;
-        let out_features = self.weight.dim(0)?;
-        // [B, in, out] with a real batch stride: candle folds a broadcast (stride 0) weight
-        // into one big gemm, which is what must be avoided here.
-        let weight = self
-            .weight
-            .t()?
-            .unsqueeze(0)?
-            .broadcast_as((b, in_features, out_features))?
-            .contiguous()?;
-        let y = rows3.matmul(&weight)?.broadcast_add(&self.bias)?;
-        if squeeze {
-            y.squeeze(1)
-        } else {
-            Ok(y)
-        }
+        semaug_kernels::linear(x, &self.weight, Some(&self.bias))
     }
 }
 

@@ -65,9 +65,9 @@ impl LinearShape {
         let &[outputs, inputs] = w.dims() else {
             return Err(bad_shape("w", w, "rank 2 [out, in]".into()));
         };
-        let (batch, rows) = match x.dims() {
-            &[b, i] if i == inputs => (b, 1),
-            &[b, n, i] if i == inputs => (b, n),
+        let (batch, rows) = match *x.dims() {
+            [b, i] if i == inputs => (b, 1),
+            [b, n, i] if i == inputs => (b, n),
             _ => {
                 return Err(bad_shape(
                     "x",

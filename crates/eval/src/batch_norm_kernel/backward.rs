@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
-use super::{f32_data, Dims};
+use super::{f32_data, per_image_sums, Dims};
 use crate::simd::{avx2_dispatch, lane_sums2};
 
 /// Where the backward finds the ReLU's mask.
@@ -132,20 +132,12 @@ impl BatchNormBackward {
     /// Per-channel `sum(g)` and `sum(g * (x - mean))` over the batch (per image in
     /// parallel, then summed in image order so the result does not depend on threads).
     fn channel_sums(&self, x: &[f32], dy: &[f32], y: Option<&[f32]>) -> (Vec<f64>, Vec<f64>) {
-        let d = self.dims;
-        let c = d.channels;
-        let partial: Vec<Vec<(f64, f64)>> = (0..d.batch)
-            .into_par_iter()
-            .map(|n| image_sums(self.rows(x, dy, y, n * d.image_len()..(n + 1) * d.image_len())))
-            .collect();
-        let (mut sum_g, mut sum_gx) = (vec![0f64; c], vec![0f64; c]);
-        for image in partial {
-            for (ch, (g, gx)) in image.into_iter().enumerate() {
-                sum_g[ch] += g;
-                sum_gx[ch] += gx;
-            }
-        }
-        (sum_g, sum_gx)
+        let len = self.dims.image_len();
+        per_image_sums(self.dims, |n, out| {
+            image_sums(self.rows(x, dy, y, n * len..(n + 1) * len), out);
+        })
+        .into_iter()
+        .unzip()
     }
 
     /// `dx = a * g - k * x + b` per channel (see the module docs).
@@ -298,14 +290,15 @@ impl RowKernel<()> for RowInputGrad<'_> {
     }
 }
 
-avx2_dispatch!(fn image_sums => image_sums_kernel(img: ImageRows<'_>) -> Vec<(f64, f64)>);
+avx2_dispatch!(fn image_sums => image_sums_kernel(img: ImageRows<'_>, out: &mut [(f64, f64)]));
 
+/// `(sum g, sum g * (x - mean))` of each channel row of one image (a plain loop: an
+/// iterator adapter here would be compiled outside the AVX2 copy).
 #[inline(always)]
-fn image_sums_kernel(img: ImageRows<'_>) -> Vec<(f64, f64)> {
-    let channels = img.x.len() / img.spatial.max(1);
-    (0..channels)
-        .map(|c| img.with_row(c, RowSums { mean: img.mean[c] }))
-        .collect()
+fn image_sums_kernel(img: ImageRows<'_>, out: &mut [(f64, f64)]) {
+    for (c, slot) in out.iter_mut().enumerate() {
+        *slot = img.with_row(c, RowSums { mean: img.mean[c] });
+    }
 }
 
 /// One image's slices for the input gradients.

@@ -43,37 +43,71 @@ impl Dims {
 
 /// Per-channel mean and biased variance of a contiguous `[N, C, HW]` batch.
 ///
-/// Sums run on values shifted by the channel's first value (so a large mean does not
-/// cancel the variance away), in f32 lanes per row and f64 across rows.
+/// Sums run on values shifted by the channel's value in the first pixel of the first
+/// image (so a large mean does not cancel the variance away), in f32 lanes per row and
+/// f64 across rows.
 pub(crate) fn channel_stats(x: &[f32], d: Dims) -> (Vec<f64>, Vec<f64>) {
     let count = d.per_channel().max(1) as f64;
-    let stats: Vec<(f64, f64)> = (0..d.channels)
-        .into_par_iter()
-        .map(|c| {
-            let rows = (0..d.batch).map(|n| &x[n * d.image_len() + c * d.spatial..][..d.spatial]);
-            let shift = x.get(c * d.spatial).copied().unwrap_or(0.0);
-            let (mut sum, mut sum_sq) = (0f64, 0f64);
-            for row in rows {
-                let (s, q) = shifted_sums(row, shift);
-                sum += s;
-                sum_sq += q;
-            }
+    let shift: Vec<f32> = (0..d.channels)
+        .map(|c| x.get(c * d.spatial).copied().unwrap_or(0.0))
+        .collect();
+    let sums = per_image_sums(d, |n, out| {
+        let image = &x[n * d.image_len()..(n + 1) * d.image_len()];
+        shifted_sums(image, &shift, out);
+    });
+    sums.iter()
+        .zip(&shift)
+        .map(|(&(sum, sum_sq), &shift)| {
             let mean_shifted = sum / count;
             let var = (sum_sq / count - mean_shifted * mean_shifted).max(0.0);
             (mean_shifted + f64::from(shift), var)
         })
-        .collect();
-    stats.into_iter().unzip()
+        .unzip()
 }
 
-avx2_dispatch!(fn shifted_sums => shifted_sums_kernel(row: &[f32], shift: f32) -> (f64, f64));
+/// Two per-channel sums over the batch: `image_sums(n, out)` writes image `n`'s
+/// `(a, b)` per channel; images run in parallel (each a contiguous block, read in
+/// order) and are added up in image order, so the result does not depend on threads.
+pub(crate) fn per_image_sums(
+    d: Dims,
+    image_sums: impl Fn(usize, &mut [(f64, f64)]) + Sync,
+) -> Vec<(f64, f64)> {
+    let c = d.channels;
+    let mut partial = vec![(0f64, 0f64); d.batch * c];
+    if c > 0 {
+        partial
+            .par_chunks_mut(c)
+            .enumerate()
+            .for_each(|(n, out)| image_sums(n, out));
+    }
+    let mut total = vec![(0f64, 0f64); c];
+    for image in partial.chunks_exact(c.max(1)) {
+        for (t, p) in total.iter_mut().zip(image) {
+            t.0 += p.0;
+            t.1 += p.1;
+        }
+    }
+    total
+}
 
+avx2_dispatch!(fn shifted_sums => shifted_sums_kernel(
+    image: &[f32],
+    shift: &[f32],
+    out: &mut [(f64, f64)],
+));
+
+/// `(sum (x - shift_c), sum (x - shift_c)^2)` of each channel row of one image.
 #[inline(always)]
-fn shifted_sums_kernel(row: &[f32], shift: f32) -> (f64, f64) {
-    lane_sums2(row.len(), |i| {
-        let v = row[i] - shift;
-        (v, v * v)
-    })
+fn shifted_sums_kernel(image: &[f32], shift: &[f32], out: &mut [(f64, f64)]) {
+    let s = image.len() / out.len().max(1);
+    for (c, slot) in out.iter_mut().enumerate() {
+        let row = &image[c * s..(c + 1) * s];
+        let shift = shift[c];
+        *slot = lane_sums2(s, |i| {
+            let v = row[i] - shift;
+            (v, v * v)
+        });
+    }
 }
 
 /// The forward op: `y = relu?(x * scale_c + shift_c + residual?)` with

@@ -5,7 +5,7 @@
 //! with SiLU, forward and backward). All are candle custom ops: they plug into candle's
 //! autograd like built-in ops, run their gradients as single no-backward kernels, and use
 //! candle's thread count (`RAYON_NUM_THREADS`) on rayon's global pool.
-//! 3x3 stride-1 convs with at least 16 channels on each side run as Winograd F(2x2, 3x3)
+//! 3x3 stride-1 convs with at least 16 input channels run as Winograd F(2x2, 3x3)
 //! (16 instead of 36 multiply-adds per 2x2 output tile and channel pair), and
 //! [`upsample2x_conv3x3`] runs a UNet up block (nearest 2x + 3x3 conv) as a Winograd conv
 //! that reads the low-resolution input (9 instead of 36).

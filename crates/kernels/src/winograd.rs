@@ -46,7 +46,9 @@ pub(crate) struct Winograd {
 
 impl Winograd {
     /// The Winograd form of a direct conv, when it has one worth using: 3x3, stride 1,
-    /// padding 1, even height and width, and enough channels.
+    /// padding 1, even height and width, and enough input channels. (Few output channels
+    /// are fine: a UNet's last conv, 64 -> 3, is 1.5x faster this way, mostly because its
+    /// input gradient avoids im2col's 9x-sized column buffer.)
     pub(crate) fn for_conv(g: &ConvGeometry) -> Option<Self> {
         let fits = g.kh == 3
             && g.kw == 3
@@ -56,8 +58,7 @@ impl Winograd {
             && g.w.is_multiple_of(2)
             && g.h > 0
             && g.w > 0
-            && g.c_in >= Self::MIN_CHANNELS
-            && g.c_out >= Self::MIN_CHANNELS;
+            && g.c_in >= Self::MIN_CHANNELS;
         fits.then_some(Winograd {
             batch: g.batch,
             c_in: g.c_in,
@@ -68,8 +69,8 @@ impl Winograd {
         })
     }
 
-    /// Fewest channels on either side for which the per-position products (inner size
-    /// `c_in`, `c_out` rows) beat one im2col product with 9x the inner size.
+    /// Fewest input channels for which the per-position products (inner size `c_in`)
+    /// beat one im2col product with 9x the inner size.
     pub(crate) const MIN_CHANNELS: usize = 16;
 
     fn axis(&self) -> &'static [usize] {

@@ -1,4 +1,4 @@
-//! The Winograd paths (3x3 stride-1 convs with at least 16 channels, and upsample + conv)
+//! The Winograd paths (3x3 stride-1 convs with at least 16 input channels, and upsample + conv)
 //! against candle's direct conv2d: forward, all three gradients, and batch invariance.
 
 mod common;
@@ -19,6 +19,7 @@ fn upsampled_reference(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// (batch, c_in, h, w, c_out): every case takes the Winograd path of conv2d.
 const CASES: &[(usize, usize, usize, usize, usize)] = &[
+    (3, 16, 8, 8, 3), // few output channels (a UNet's conv_out)
     (2, 16, 8, 8, 16),
     (3, 24, 6, 10, 17),   // non-square, odd c_out, 3 tiles per row
     (1, 16, 2, 2, 32),    // one tile

@@ -19,6 +19,7 @@ pub mod batches;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod experiment;
 pub mod init;
 pub mod layers;
 pub mod loss;

@@ -11,4 +11,5 @@ pub mod embedded;
 pub mod flow_training;
 pub mod pretrained;
 pub mod sd;
+pub mod sd3;
 pub mod unet;

@@ -386,6 +386,11 @@ impl ClipTextModel {
         Ok(Tensor::cat(&picked, 0)?)
     }
 
+    /// Whether the checkpoint has a `text_projection` (`CLIPTextModelWithProjection`).
+    pub fn has_projection(&self) -> bool {
+        self.text_projection.is_some()
+    }
+
     /// `text_projection(pooled) [B, projection_dim]` for a `CLIPTextModelWithProjection`
     /// checkpoint (`text_embeds`); `None` when the checkpoint has no projection.
     pub fn text_embeds(&self, pooled: &Tensor) -> Result<Option<Tensor>, SdError> {

@@ -19,14 +19,14 @@
 pub mod clip;
 pub mod ddim;
 pub mod error;
-mod layers;
+pub(crate) mod layers;
 mod resnet;
 pub mod sampling;
 pub mod tokenizer;
 mod transformer;
 pub mod unet_cond;
 pub mod vae;
-mod weights;
+pub(crate) mod weights;
 
 pub use clip::{ClipHiddenStates, ClipTextConfig, ClipTextModel, ClipTextOutput, ConceptEmbedding};
 pub use ddim::{DdimConfig, DdimSchedule, DdimStep, PredictionType};

@@ -282,14 +282,14 @@ struct BlockPlan {
 
 /// diffusers `Timesteps`: sinusoidal features in f32, in PyTorch's order of operations.
 #[derive(Debug, Clone)]
-struct TimeProj {
+pub(crate) struct TimeProj {
     /// `[1, dim / 2]`.
     freqs: Tensor,
     flip_sin_to_cos: bool,
 }
 
 impl TimeProj {
-    fn new(
+    pub(crate) fn new(
         dim: usize,
         flip_sin_to_cos: bool,
         shift: f64,
@@ -309,7 +309,7 @@ impl TimeProj {
     }
 
     /// `t [B]` -> `[B, dim]`.
-    fn forward(&self, t: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward(&self, t: &Tensor) -> candle_core::Result<Tensor> {
         let args = t
             .to_dtype(DType::F32)?
             .unsqueeze(1)?

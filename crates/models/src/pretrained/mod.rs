@@ -6,6 +6,8 @@
 //! * [`unet2d`]: [`Unet2dGenerator`], a DDPM/DDIM `UNet2DModel` in pixel space.
 //! * [`sd`]: [`SdGenerator`], a Stable Diffusion 1.x/2.x pipeline (VAE latents, CLIP
 //!   prompts, class prompts and textual-inversion concepts).
+//! * [`sd3`]: [`Sd3Generator`], a Stable Diffusion 3 pipeline (16-channel VAE, CLIP-L/G +
+//!   T5 prompts, the MMDiT velocity on the scheduler's shifted grid).
 //! * [`resolve`](mod@resolve): `--model` specs (`embedded`, a folder, or a Hugging Face
 //!   id read from the local cache, never the network) and the cache listing.
 //! * [`weights_file`]: safetensors headers validated before any tensor is read.
@@ -16,6 +18,7 @@
 pub mod error;
 pub mod resolve;
 pub mod sd;
+pub mod sd3;
 pub mod unet2d;
 pub mod vp;
 pub mod weights_file;
@@ -25,6 +28,7 @@ pub use resolve::{
     list_models, load, resolve, CachedModel, LoadedModel, ModelSource, ResolvedModel,
 };
 pub use sd::SdGenerator;
+pub use sd3::Sd3Generator;
 pub use unet2d::Unet2dGenerator;
 pub use vp::{flow_to_vp, vp_to_flow, VpSchedule};
 pub use weights_file::{check_safetensors, SafetensorsHeader};

@@ -1,0 +1,352 @@
+//! A Stable Diffusion 3 diffusers pipeline folder (`model_index.json`, `transformer/`,
+//! `vae/`, `text_encoder{,_2,_3}/`, `tokenizer{,_2,_3}/`, `scheduler/`) behind the
+//! [`Generator`] seam.
+//!
+//! * encode: the 16-channel VAE's posterior **mean**, `(mean - shift_factor) *
+//!   scaling_factor` (no sampling); decode is the inverse.
+//! * embed: one prompt per condition (the prompt itself, `""` for the null condition as
+//!   the pipeline's negative prompt, or [`Sd3Generator::prompt_template`] filled with a
+//!   class name), encoded as `StableDiffusion3Pipeline.encode_prompt` does. The two
+//!   tensors SD3 conditions on travel as one ([`pack_conditioning`]): the text tokens
+//!   `[B, L, D]` followed by the pooled vector laid over `ceil(P / D)` zero-padded rows.
+//! * velocity: the transformer at `timestep = sigma * 1000` (f32). SD3's flow is this
+//!   project's time convention, so no adapter is needed; classifier-free guidance is the
+//!   caller's ([`semaug_core::ConditionedField`], rows `[uncond; cond]`).
+//! * grid: [`Sd3Generator::flow_grid`], the scheduler's shifted grid, on which Euler is
+//!   diffusers' SD3 sampler.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
+use sha2::{Digest, Sha256};
+
+use super::error::PretrainedError;
+use super::weights_file::{check_safetensors, component_weights};
+use crate::sd::clip::CLIP_WEIGHTS_FILES;
+use crate::sd::vae::VAE_WEIGHTS_FILES;
+use crate::sd::{AutoencoderKl, SdError};
+use crate::sd3::mmdit::TRANSFORMER_WEIGHTS_FILES;
+use crate::sd3::{FlowMatchSchedule, Sd3PromptEmbeds, Sd3TextEncoders, Sd3Transformer2DModel};
+
+/// The placeholder a prompt template's class name replaces.
+pub const CLASS_PLACEHOLDER: &str = "{class}";
+/// The default prompt for a class (DA-Fusion's).
+pub const DEFAULT_PROMPT_TEMPLATE: &str = "a photo of a {class}";
+/// The T5 encoder's folder; optional in a pipeline.
+const T5_DIR: &str = "text_encoder_3";
+
+/// A Stable Diffusion 3 pipeline as a generator.
+#[derive(Debug, Clone)]
+pub struct Sd3Generator {
+    text: Sd3TextEncoders,
+    transformer: Sd3Transformer2DModel,
+    vae: AutoencoderKl,
+    schedule: FlowMatchSchedule,
+    name: String,
+    weights_sha256: Option<String>,
+    /// Class names in label order, for [`Condition::Class`].
+    pub class_names: Vec<String>,
+    /// The prompt of a class; `{class}` is replaced by its name.
+    pub prompt_template: String,
+}
+
+impl Sd3Generator {
+    /// Loads every component of the pipeline folder `dir` onto `device` (weights as f32).
+    /// The weights hash covers the transformer, VAE and text encoder files.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, PretrainedError> {
+        let transformer = Sd3Transformer2DModel::load(&dir.join("transformer"), device)?;
+        let joint_dim = transformer.config().joint_attention_dim;
+        let text = Sd3TextEncoders::load(dir, joint_dim, device)?;
+        let pooled = transformer.config().pooled_projection_dim;
+        if text.pooled_dim() != pooled {
+            return Err(SdError::unsupported(
+                dir.join("transformer").display().to_string(),
+                "SD3 pipeline",
+                "pooled_projection_dim",
+                format!(
+                    "= {pooled}, but the two CLIP projections give {}",
+                    text.pooled_dim()
+                ),
+            )
+            .into());
+        }
+        let vae = AutoencoderKl::load(&dir.join("vae"), device)?;
+        let latent_channels = vae.config().latent_channels;
+        if latent_channels != transformer.config().in_channels {
+            return Err(SdError::unsupported(
+                dir.join("vae").display().to_string(),
+                "SD3 pipeline",
+                "latent_channels",
+                format!(
+                    "= {latent_channels}, but the transformer takes {} channels",
+                    transformer.config().in_channels
+                ),
+            )
+            .into());
+        }
+        Ok(Self {
+            text,
+            transformer,
+            vae,
+            schedule: FlowMatchSchedule::load(&dir.join("scheduler"))?,
+            name: dir.display().to_string(),
+            weights_sha256: Some(pipeline_sha256(dir)?),
+            class_names: Vec::new(),
+            prompt_template: DEFAULT_PROMPT_TEMPLATE.to_string(),
+        })
+    }
+
+    /// The same generator under another name (e.g. the hub id it was resolved from).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The same generator with class names for [`Condition::Class`].
+    pub fn with_class_names(mut self, class_names: Vec<String>) -> Self {
+        self.class_names = class_names;
+        self
+    }
+
+    pub fn transformer(&self) -> &Sd3Transformer2DModel {
+        &self.transformer
+    }
+
+    pub fn vae(&self) -> &AutoencoderKl {
+        &self.vae
+    }
+
+    pub fn text_encoders(&self) -> &Sd3TextEncoders {
+        &self.text
+    }
+
+    /// The pipeline's `FlowMatchEulerDiscreteScheduler`.
+    pub fn schedule(&self) -> &FlowMatchSchedule {
+        &self.schedule
+    }
+
+    /// The `steps`-interval grid of the pipeline's scheduler, from 1 to 0: Euler on it is
+    /// `StableDiffusion3Pipeline`'s sampler.
+    pub fn flow_grid(&self, steps: usize) -> Result<SigmaGrid, PretrainedError> {
+        Ok(self.schedule.grid(steps)?)
+    }
+
+    /// The prompt a condition stands for.
+    pub fn prompt(&self, condition: &Condition) -> semaug_core::Result<String> {
+        match condition {
+            Condition::Null => Ok(String::new()),
+            Condition::Prompt(text) => Ok(text.clone()),
+            Condition::Class(c) => match self.class_names.get(*c) {
+                Some(name) => Ok(self.prompt_template.replace(CLASS_PLACEHOLDER, name)),
+                None => Err(self.unknown(
+                    condition,
+                    &format!(
+                        "{} class names were given; pass the dataset's class names",
+                        self.class_names.len()
+                    ),
+                )),
+            },
+            Condition::Concept(_) => Err(self.unknown(
+                condition,
+                "learned concepts are not supported by the SD3 backend; use a prompt",
+            )),
+        }
+    }
+
+    /// The SD3 conditioning of `prompts` (text tokens and pooled vectors).
+    pub fn encode_prompts(&self, prompts: &[&str]) -> Result<Sd3PromptEmbeds, PretrainedError> {
+        Ok(self.text.encode(prompts)?)
+    }
+
+    /// [`pack_conditioning`] with this model's widths: the embedding
+    /// [`Generator::velocity`] takes.
+    pub fn pack(&self, embeds: &Sd3PromptEmbeds) -> Result<Tensor, PretrainedError> {
+        Ok(pack_conditioning(&embeds.prompt_embeds, &embeds.pooled)?)
+    }
+
+    /// The text tokens and pooled vector of a packed embedding.
+    pub fn unpack(&self, embedding: &Tensor) -> Result<Sd3PromptEmbeds, PretrainedError> {
+        let pooled = self.transformer.config().pooled_projection_dim;
+        Ok(unpack_conditioning(embedding, pooled)?)
+    }
+
+    fn unknown(&self, condition: &Condition, hint: &str) -> semaug_core::Error {
+        semaug_core::Error::UnknownCondition {
+            condition: condition.to_string(),
+            generator: self.name.clone(),
+            hint: hint.to_string(),
+        }
+    }
+
+    /// `(height, width)` in pixels: the transformer's sample size times the VAE's factor.
+    fn image_size(&self) -> (usize, usize) {
+        let s = self.transformer.config().sample_size * self.vae.config().downscale_factor();
+        (s, s)
+    }
+}
+
+impl Generator for Sd3Generator {
+    fn info(&self) -> GeneratorInfo {
+        GeneratorInfo {
+            name: self.name.clone(),
+            weights_sha256: self.weights_sha256.clone(),
+            image_size: self.image_size(),
+        }
+    }
+
+    fn encode(&self, images: &Tensor) -> candle_core::Result<Tensor> {
+        self.vae
+            .encode_scaled(images)
+            .map_err(candle_core::Error::wrap)
+    }
+
+    fn decode(&self, latents: &Tensor) -> candle_core::Result<Tensor> {
+        self.vae
+            .decode_scaled(latents)
+            .map_err(candle_core::Error::wrap)
+    }
+
+    fn embed(&self, conditions: &[Condition]) -> semaug_core::Result<Tensor> {
+        let prompts = conditions
+            .iter()
+            .map(|c| self.prompt(c))
+            .collect::<semaug_core::Result<Vec<_>>>()?;
+        let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        self.encode_prompts(&prompts)
+            .and_then(|e| self.pack(&e))
+            .map_err(|e| semaug_core::Error::Tensor(candle_core::Error::wrap(e)))
+    }
+
+    fn velocity(&self, x: &Tensor, sigma: f64, embedding: &Tensor) -> candle_core::Result<Tensor> {
+        let embeds = self.unpack(embedding).map_err(candle_core::Error::wrap)?;
+        let timestep = self.schedule.timestep(sigma);
+        self.transformer
+            .forward_at(x, timestep, &embeds.prompt_embeds, &embeds.pooled)
+            .map_err(candle_core::Error::wrap)
+    }
+}
+
+/// Packs SD3's two conditioning tensors into one: `prompt_embeds [B, L, D]` followed by
+/// `pooled [B, P]` zero-padded to `k = ceil(P / D)` rows of width `D`, giving
+/// `[B, L + k, D]`. Rows stay per-condition, so batches concatenate along axis 0.
+pub fn pack_conditioning(prompt_embeds: &Tensor, pooled: &Tensor) -> Result<Tensor, SdError> {
+    let (b, _, d) = prompt_embeds.dims3().map_err(|_| {
+        SdError::input(
+            "prompt_embeds",
+            format!("expected [B, L, D], got {:?}", prompt_embeds.dims()),
+        )
+    })?;
+    let p = match pooled.dims2() {
+        Ok((pb, p)) if pb == b && p > 0 => p,
+        _ => {
+            return Err(SdError::input(
+                "pooled",
+                format!("expected [{b}, P], got {:?}", pooled.dims()),
+            ))
+        }
+    };
+    let k = p.div_ceil(d);
+    let rows = pooled.pad_with_zeros(1, 0, k * d - p)?.reshape((b, k, d))?;
+    Ok(Tensor::cat(&[prompt_embeds, &rows], 1)?)
+}
+
+/// The inverse of [`pack_conditioning`] for a pooled width `pooled_dim`.
+pub fn unpack_conditioning(
+    embedding: &Tensor,
+    pooled_dim: usize,
+) -> Result<Sd3PromptEmbeds, SdError> {
+    let bad = || {
+        SdError::input(
+            "embedding",
+            format!(
+                "expected packed SD3 conditioning [B, L + k, D] with a pooled width of \
+                 {pooled_dim}, got {:?}",
+                embedding.dims()
+            ),
+        )
+    };
+    let (b, rows, d) = embedding.dims3().map_err(|_| bad())?;
+    let k = pooled_dim.div_ceil(d.max(1));
+    if pooled_dim == 0 || rows <= k {
+        return Err(bad());
+    }
+    let prompt_embeds = embedding.narrow(1, 0, rows - k)?;
+    let pooled = embedding
+        .narrow(1, rows - k, k)?
+        .reshape((b, k * d))?
+        .narrow(1, 0, pooled_dim)?;
+    Ok(Sd3PromptEmbeds {
+        prompt_embeds,
+        pooled,
+    })
+}
+
+/// Checks that every weights file an SD3 pipeline folder needs exists and has a valid
+/// safetensors header (T5 is optional; its shards are each checked).
+pub fn check_pipeline_folder(dir: &Path) -> Result<(), PretrainedError> {
+    component_weights(&dir.join("transformer"), &TRANSFORMER_WEIGHTS_FILES)?;
+    component_weights(&dir.join("vae"), &VAE_WEIGHTS_FILES)?;
+    component_weights(&dir.join("text_encoder"), &CLIP_WEIGHTS_FILES)?;
+    component_weights(&dir.join("text_encoder_2"), &CLIP_WEIGHTS_FILES)?;
+    for file in t5_files(dir)? {
+        check_safetensors(&file)?;
+    }
+    Ok(())
+}
+
+/// The T5 weights files of the pipeline (none without `text_encoder_3/`).
+fn t5_files(dir: &Path) -> Result<Vec<PathBuf>, PretrainedError> {
+    let t5 = dir.join(T5_DIR);
+    if !t5.is_dir() {
+        return Ok(Vec::new());
+    }
+    let files = crate::sd3::t5::weight_files(&t5)?;
+    if files.len() == 1 {
+        // One file: the usual lookup, which names pickle-only folders.
+        let names = crate::sd3::t5::T5_WEIGHTS_FILES;
+        return Ok(vec![component_weights(&t5, &names)?.path]);
+    }
+    Ok(files)
+}
+
+/// sha256 over `component:sha256(file)` lines of every weights file the generator reads.
+fn pipeline_sha256(dir: &Path) -> Result<String, PretrainedError> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let parts: [(&str, &[&str]); 4] = [
+        ("transformer", &TRANSFORMER_WEIGHTS_FILES),
+        ("vae", &VAE_WEIGHTS_FILES),
+        ("text_encoder", &CLIP_WEIGHTS_FILES),
+        ("text_encoder_2", &CLIP_WEIGHTS_FILES),
+    ];
+    for (component, names) in parts {
+        let header = component_weights(&dir.join(component), names)?;
+        files.push((component.to_string(), header.path));
+    }
+    for file in t5_files(dir)? {
+        files.push((T5_DIR.to_string(), file));
+    }
+    let mut combined = Sha256::new();
+    for (component, path) in files {
+        combined.update(format!("{component}:{}\n", file_sha256(&path)?));
+    }
+    Ok(hex::encode(combined.finalize()))
+}
+
+/// sha256 (hex) of a file, streamed.
+fn file_sha256(path: &Path) -> Result<String, PretrainedError> {
+    let mut file = std::fs::File::open(path).map_err(|e| PretrainedError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| PretrainedError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

@@ -94,6 +94,10 @@ pub enum Error {
         hint: String,
     },
 
+    /// A backend-specific failure (e.g. a model's own schedule rejected the request).
+    #[error("{0}")]
+    Backend(String),
+
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
 }

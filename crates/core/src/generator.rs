@@ -12,6 +12,7 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::field::VelocityField;
+use crate::grid::SigmaGrid;
 
 /// What a generated sample is conditioned on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,6 +64,13 @@ pub trait Generator {
 
     /// `v(x, sigma | embedding)` for a batch `x [B, ...]` and embedding `[B, ...]`.
     fn velocity(&self, x: &Tensor, sigma: f64, embedding: &Tensor) -> candle_core::Result<Tensor>;
+
+    /// The grid of `steps` intervals from sigma 1 to 0 this model integrates best on.
+    /// Uniform by default; a VP model spends its steps uniformly in its own timestep, a
+    /// shifted flow model (SD3) on its shifted grid. Operators truncate and reverse it.
+    fn sigma_grid(&self, steps: usize) -> Result<SigmaGrid> {
+        SigmaGrid::uniform(steps)
+    }
 }
 
 /// A generator with fixed per-row conditions and a guidance scale, as the velocity

@@ -5,7 +5,7 @@
 use candle_core::{Tensor, D};
 use serde::Serialize;
 
-use semaug_core::{integrate, Condition, ConditionedField, Generator, SigmaGrid, Solver};
+use semaug_core::{integrate, Condition, ConditionedField, Generator, Solver};
 
 use crate::generative::Result;
 
@@ -23,7 +23,7 @@ pub struct RoundTrip {
     pub mean_psnr_db: f64,
 }
 
-/// Invert `x0` to sigma = 1 on the reversed uniform grid, regenerate on the forward grid
+/// Invert `x0` to sigma = 1 on the model's reversed grid, regenerate on the forward grid
 /// (guidance 1 both ways), and compare with `x0` in pixel space.
 pub fn round_trip<G: Generator + ?Sized>(
     generator: &G,
@@ -33,7 +33,7 @@ pub fn round_trip<G: Generator + ?Sized>(
     steps: usize,
 ) -> Result<(Vec<f64>, usize)> {
     let field = ConditionedField::new(generator, conditions, 1.0)?;
-    let grid = SigmaGrid::uniform(steps)?;
+    let grid = generator.sigma_grid(steps)?;
     let x0 = generator.encode(images)?;
     let noise = integrate(&field, &x0, &grid.reversed(), solver, None)?;
     let back = integrate(&field, &noise.x, &grid, solver, None)?;

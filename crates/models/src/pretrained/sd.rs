@@ -215,6 +215,13 @@ impl SdGenerator {
 }
 
 impl Generator for SdGenerator {
+    /// Uniform in the model's timestep, as DDIM spaces its steps (see `vp`).
+    fn sigma_grid(&self, steps: usize) -> semaug_core::Result<SigmaGrid> {
+        self.schedule
+            .timestep_grid(steps)
+            .map_err(|e| semaug_core::Error::Backend(e.to_string()))
+    }
+
     fn info(&self) -> GeneratorInfo {
         GeneratorInfo {
             name: self.name.clone(),

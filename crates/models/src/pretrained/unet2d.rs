@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use semaug_core::{Condition, Generator, GeneratorInfo};
+use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
 
 use super::error::PretrainedError;
 use super::vp::VpSchedule;
@@ -140,6 +140,13 @@ fn read_classes(dir: &Path, rows: usize) -> Result<Vec<String>, PretrainedError>
 }
 
 impl Generator for Unet2dGenerator {
+    /// Uniform in the model's timestep, as DDIM spaces its steps (see `vp`).
+    fn sigma_grid(&self, steps: usize) -> semaug_core::Result<SigmaGrid> {
+        self.schedule
+            .timestep_grid(steps)
+            .map_err(|e| semaug_core::Error::Backend(e.to_string()))
+    }
+
     fn info(&self) -> GeneratorInfo {
         GeneratorInfo {
             name: self.name.clone(),

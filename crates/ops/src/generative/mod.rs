@@ -24,8 +24,9 @@ pub use splice::{splice, SpliceConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Sampling {
-    /// Steps of the uniform grid over the whole range; a strength `s` runs the part of
-    /// the grid below `s` (about `s * steps` steps).
+    /// Steps of the model's grid over the whole range ([`Generator::sigma_grid`]; uniform
+    /// for flow models); a strength `s` runs the part of the grid below `s` (about
+    /// `s * steps` steps on a uniform grid).
     pub steps: usize,
     pub solver: Solver,
     /// Classifier-free guidance scale (1 = the conditional velocity alone).
@@ -69,8 +70,8 @@ impl Sampling {
         Ok(())
     }
 
-    fn grid(&self) -> Result<SigmaGrid> {
-        Ok(SigmaGrid::uniform(self.steps)?)
+    fn grid<G: Generator + ?Sized>(&self, generator: &G) -> Result<SigmaGrid> {
+        Ok(generator.sigma_grid(self.steps)?)
     }
 }
 

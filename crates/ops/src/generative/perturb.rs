@@ -54,7 +54,7 @@ pub fn perturb<G: Generator + ?Sized>(
     noise: &Tensor,
 ) -> Result<Tensor> {
     config.validate()?;
-    let grid = config.sampling.grid()?;
+    let grid = config.sampling.grid(generator)?;
     let up = grid.inversion_to(config.invert_to)?;
     let down = grid.truncated(config.invert_to)?;
     // Inversion uses the conditional field alone: guidance is not invertible.

@@ -34,8 +34,10 @@ pub const MODEL_SHA256_KEY: &str = "semaug.model_sha256";
 pub enum ConceptInit {
     /// The null (unconditional) embedding.
     Null,
-    /// An existing class's embedding.
+    /// An existing class's embedding (a text model: its class name's words).
     Class(usize),
+    /// The embedding of a word (text models, diffusers' `initializer_token`).
+    Word(String),
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +81,12 @@ pub trait ConceptBackend {
     /// The starting value of the learnable tensor.
     fn concept_init(&self, init: &ConceptInit) -> Result<Tensor, ConceptError>;
 
+    /// Pixels `[B, 3, H, W]` in [-1, 1] -> the space the velocity lives in (identity for
+    /// pixel-space models, the VAE latent for latent models). Called once per image.
+    fn concept_encode(&self, pixels: &Tensor) -> Result<Tensor, ConceptError> {
+        Ok(pixels.clone())
+    }
+
     /// Predicted velocities for `x [B, ...]` at per-sample `sigmas [B]`, conditioned on
     /// the concept tensor (a variable: gradients must reach it).
     fn concept_velocity(
@@ -102,6 +110,12 @@ impl ConceptBackend for EmbeddedGenerator {
             ConceptInit::Class(c) => {
                 return Err(ConceptError::Config(format!(
                     "init class {c}: the model has {null} classes"
+                )))
+            }
+            ConceptInit::Word(word) => {
+                return Err(ConceptError::Config(format!(
+                    "init word `{word}`: the embedded model is class-conditional; start \
+                     from `null` or one of its classes"
                 )))
             }
         };
@@ -150,8 +164,9 @@ pub fn learn<B: ConceptBackend + ?Sized>(
         .insert("concept".into(), concept.clone());
     let params = Params::from_varmap(&varmap);
     let mut optimizer = AdamW::new(&params, AdamWConfig::default());
+    let encoded = encode_with_flips(backend, images)?;
     for step in 0..config.steps {
-        let (x0, sigmas, eps) = batch(images, config, step)?;
+        let (x0, sigmas, eps) = batch(&encoded, config, step)?;
         let x = noised_per_sample(&x0, &eps, &sigmas)?;
         let v = backend.concept_velocity(concept.as_tensor(), &x, &sigmas)?;
         let loss = (v - velocity_target(&x0, &eps)?)?.sqr()?.mean_all()?;
@@ -163,34 +178,46 @@ pub fn learn<B: ConceptBackend + ?Sized>(
     Ok(concept.as_tensor().detach())
 }
 
+/// Every image and its mirror image in the backend's space, `[2N, ...]`: row `2i` is
+/// image `i`, row `2i + 1` its horizontal flip.
+fn encode_with_flips<B: ConceptBackend + ?Sized>(
+    backend: &B,
+    images: &TrainImages,
+) -> Result<Tensor, ConceptError> {
+    let (n, h, w) = (images.len(), images.height, images.width);
+    let pixels: Vec<f32> = images
+        .pixels
+        .iter()
+        .map(|&v| 2.0 * (v as f32 / 255.0) - 1.0)
+        .collect();
+    let x = Tensor::from_vec(pixels, (n, 3, h, w), &Device::Cpu)?;
+    let both = Tensor::stack(&[&x, &x.flip(&[3])?], 1)?.reshape((2 * n, 3, h, w))?;
+    let rows = (0..2 * n)
+        .map(|i| backend.concept_encode(&both.narrow(0, i, 1)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Tensor::cat(&rows, 0)?.detach())
+}
+
 /// Step `step`'s images (drawn with replacement, flipped at random), sigmas and noise.
 fn batch(
-    images: &TrainImages,
+    encoded: &Tensor,
     config: &ConceptConfig,
     step: u64,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
     let mut rng = Stream::new(config.seed, step, label("concept/batch"), 0);
-    let (h, w) = (images.height, images.width);
-    let plane = 3 * h * w;
-    let mut pixels = Vec::with_capacity(config.batch_size * plane);
+    let n = encoded.dim(0)? / 2;
+    let mut rows = Vec::with_capacity(config.batch_size);
     let mut sigmas = Vec::with_capacity(config.batch_size);
     for _ in 0..config.batch_size {
-        let i = rng.below(images.len());
+        let i = rng.below(n);
         let flip = rng.bernoulli(0.5);
-        for row in images.pixels[i * plane..(i + 1) * plane].chunks_exact(w) {
-            let unit = |v: &u8| 2.0 * (*v as f32 / 255.0) - 1.0;
-            if flip {
-                pixels.extend(row.iter().rev().map(unit));
-            } else {
-                pixels.extend(row.iter().map(unit));
-            }
-        }
+        rows.push((2 * i + usize::from(flip)) as u32);
         sigmas.push(1.0 / (1.0 + (-rng.normal()).exp()));
     }
     let b = config.batch_size;
-    let x0 = Tensor::from_vec(pixels, (b, 3, h, w), &Device::Cpu)?;
+    let x0 = encoded.index_select(&Tensor::new(rows, encoded.device())?, 0)?;
     let eps = Stream::new(config.seed, step, label("concept/noise"), 0)
-        .normal_tensor((b, 3, h, w), &Device::Cpu)?;
+        .normal_tensor(x0.dims(), &Device::Cpu)?;
     Ok((x0, Tensor::from_vec(sigmas, b, &Device::Cpu)?, eps))
 }
 

@@ -63,6 +63,10 @@ pub enum PretrainedError {
     #[error("{origin}: invalid noise schedule: {detail}")]
     Schedule { origin: String, detail: String },
 
+    /// The model cannot do what was asked (the message says why and what to do).
+    #[error("{0}")]
+    Unsupported(String),
+
     #[error(transparent)]
     Sd(#[from] SdError),
 

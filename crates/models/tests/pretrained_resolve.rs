@@ -110,18 +110,15 @@ fn a_resolved_ddpm_folder_loads_as_a_generator() {
 #[test]
 fn unsupported_and_incomplete_folders_say_what_is_wrong() {
     let root = tempfile::tempdir().expect("tempdir");
-    let sd3 = root.path().join("sd3");
-    std::fs::create_dir_all(&sd3).expect("mkdir");
+    let flux = root.path().join("flux");
+    std::fs::create_dir_all(&flux).expect("mkdir");
     std::fs::write(
-        sd3.join("model_index.json"),
-        r#"{"_class_name": "StableDiffusion3Pipeline"}"#,
+        flux.join("model_index.json"),
+        r#"{"_class_name": "FluxPipeline"}"#,
     )
     .expect("index");
-    let error = classify_dir(&sd3).expect_err("sd3");
-    assert!(
-        one_line(&error).contains("StableDiffusion3Pipeline"),
-        "{error}"
-    );
+    let error = classify_dir(&flux).expect_err("flux");
+    assert!(one_line(&error).contains("FluxPipeline"), "{error}");
 
     let empty = root.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");

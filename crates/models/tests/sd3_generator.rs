@@ -1,15 +1,19 @@
 //! The SD3 backend behind the `Generator` seam on the `sd3-tiny` fixture: prompt, null and
 //! class conditions embed to the golden `encode_prompt` outputs (packed with the pooled
 //! vector), encode equals the golden VAE latent, the velocity equals the transformer's, and
-//! the packing and the condition rules fail with clear errors.
+//! the packing and the condition rules fail with clear errors. `resolve` classifies the
+//! folder as SD3 and `load` gives the SD3 backend.
 
 mod sd3_common;
 
 use candle_core::{DType, Device, Tensor};
 use sd3_common::{atol, case_tensors, check, max_abs_diff, sd3_tiny};
 use semaug_core::{Condition, Generator};
+use semaug_models::pretrained::resolve::classify_dir;
 use semaug_models::pretrained::sd3::{pack_conditioning, unpack_conditioning};
-use semaug_models::pretrained::Sd3Generator;
+use semaug_models::pretrained::{
+    load, resolve, LoadedModel, ModelSource, PretrainedError, Sd3Generator,
+};
 use semaug_models::sd::SdError;
 
 fn generator() -> Sd3Generator {
@@ -119,4 +123,57 @@ fn packing_round_trips_and_refuses_bad_shapes() {
     assert!(sd3
         .velocity(&zeros(&[1, 16, 8, 8]), 0.5, &zeros(&[1, 10, 32]))
         .is_err());
+}
+
+#[test]
+fn resolve_finds_and_loads_the_sd3_pipeline() {
+    let dir = sd3_tiny();
+    let spec = dir.to_str().expect("utf-8 path");
+    let model = resolve(spec).expect("resolves");
+    assert_eq!(
+        model.source,
+        ModelSource::StableDiffusion3 {
+            dir: dir.clone(),
+            pipeline: "StableDiffusion3Pipeline".into(),
+        }
+    );
+    assert_eq!(model.source.kind(), "StableDiffusion3Pipeline");
+    let mut loaded = load(&model, &Device::Cpu).expect("loads");
+    let LoadedModel::StableDiffusion3(sd3) = &loaded else {
+        panic!("expected the SD3 backend, got {loaded:?}");
+    };
+    assert_eq!(
+        sd3.sigma_grid(8).expect("grid"),
+        sd3.flow_grid(8).expect("grid")
+    );
+    let info = loaded.generator().info();
+    assert_eq!((info.name.as_str(), info.image_size), (spec, (64, 64)));
+    // Dataset classes become prompts; concepts are refused with a reason.
+    assert!(loaded.is_text_conditioned());
+    let classes = loaded.class_conditions(&["dog".into()]);
+    assert_eq!(classes.conditions, [Condition::Class(0)]);
+    loaded.set_prompt_template("a {class}").expect("template");
+    let concepts = [(
+        "<dog>".to_string(),
+        Tensor::zeros(32, DType::F32, &Device::Cpu).expect("z"),
+    )];
+    let refused = loaded.attach_concepts(concepts.into_iter().collect());
+    assert!(refused
+        .expect_err("no concepts")
+        .to_string()
+        .contains("SD3"));
+}
+
+#[test]
+fn an_incomplete_sd3_folder_names_the_missing_component() {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        sd3_tiny().join("model_index.json"),
+        root.path().join("model_index.json"),
+    )
+    .expect("copy");
+    match classify_dir(root.path()) {
+        Err(PretrainedError::MissingWeights { dir, .. }) => assert!(dir.ends_with("transformer")),
+        other => panic!("expected MissingWeights, got {other:?}"),
+    }
 }

@@ -37,6 +37,9 @@ impl LoadedModel {
         if let Self::StableDiffusion(g) = self {
             g.class_names = classes.to_vec();
         }
+        if let Self::StableDiffusion3(g) = self {
+            g.class_names = classes.to_vec();
+        }
         let known = self.class_names();
         let mut unknown = Vec::new();
         let conditions = classes
@@ -67,12 +70,13 @@ impl LoadedModel {
             Self::Embedded(g) => g.classes.clone(),
             Self::Unet2d(g) => g.classes.clone(),
             Self::StableDiffusion(g) => g.class_names.clone(),
+            Self::StableDiffusion3(g) => g.class_names.clone(),
         }
     }
 
     /// Whether conditions are prompts (any class name is known).
     pub fn is_text_conditioned(&self) -> bool {
-        matches!(self, Self::StableDiffusion(_))
+        matches!(self, Self::StableDiffusion(_) | Self::StableDiffusion3(_))
     }
 
     /// Sets the prompt template (`{class}` is replaced by a class name or token) of a
@@ -83,11 +87,23 @@ impl LoadedModel {
                 g.prompt_template = template.to_string();
                 Ok(())
             }
+            Self::StableDiffusion3(g) => {
+                g.prompt_template = template.to_string();
+                Ok(())
+            }
             _ => Err(PretrainedError::Unsupported(
                 "--prompt needs a text-conditioned model (Stable Diffusion); this model \
                  conditions on class labels"
                     .into(),
             )),
+        }
+    }
+
+    /// The prompt template of a text model (`None` for class-table models).
+    pub fn prompt_template(&self) -> Option<&str> {
+        match self {
+            Self::StableDiffusion(g) => Some(&g.prompt_template),
+            _ => None,
         }
     }
 
@@ -104,6 +120,14 @@ impl LoadedModel {
                     g.add_concept(&token, row)?;
                 }
             }
+            Self::StableDiffusion3(_) if concepts.is_empty() => {}
+            Self::StableDiffusion3(_) => {
+                return Err(PretrainedError::Unsupported(
+                    "learned concepts are not supported by the SD3 backend yet; use prompts \
+                     (--prompt) or a Stable Diffusion 1.x/2.x model"
+                        .into(),
+                ))
+            }
         }
         Ok(())
     }
@@ -114,6 +138,7 @@ impl LoadedModel {
             Self::Embedded(g) => g.concepts.keys().cloned().collect(),
             Self::Unet2d(g) => g.concepts.keys().cloned().collect(),
             Self::StableDiffusion(g) => g.concept_tokens().map(str::to_string).collect(),
+            Self::StableDiffusion3(_) => Vec::new(),
         }
     }
 }

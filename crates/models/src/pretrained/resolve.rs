@@ -3,7 +3,7 @@
 //! A spec is one of:
 //! * `embedded`: the model shipped in the binary;
 //! * a directory: `model_index.json` makes it a pipeline, chosen by its `_class_name`
-//!   (Stable Diffusion 1.x/2.x, or a DDPM/DDIM pipeline around a `UNet2DModel`); a
+//!   (Stable Diffusion 1.x/2.x or 3, or a DDPM/DDIM pipeline around a `UNet2DModel`); a
 //!   `config.json` whose `_class_name` is `UNet2DModel` is a DDPM/DDIM denoiser when a
 //!   scheduler config sits beside it (`scheduler_config.json`, `scheduler/`, or
 //!   `../scheduler/` for the `unet/` folder of a pipeline) and otherwise this project's own
@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use super::error::PretrainedError;
 use super::sd::SdGenerator;
+use super::sd3::{check_pipeline_folder, Sd3Generator};
 use super::unet2d::Unet2dGenerator;
 use super::weights_file::component_weights;
 use crate::embedded::{shipped, EmbeddedGenerator};
@@ -41,8 +42,13 @@ pub const EMBEDDED: &str = shipped::NAME;
 const MODEL_INDEX: &str = "model_index.json";
 const CONFIG: &str = "config.json";
 const SD_PIPELINES: [&str; 2] = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"];
+const SD3_PIPELINES: [&str; 2] = [
+    "StableDiffusion3Pipeline",
+    "StableDiffusion3Img2ImgPipeline",
+];
 const UNET_PIPELINES: [&str; 2] = ["DDPMPipeline", "DDIMPipeline"];
 const SUPPORTED: &str = "StableDiffusionPipeline, StableDiffusionImg2ImgPipeline (SD 1.x/2.x), \
+                         StableDiffusion3Pipeline, StableDiffusion3Img2ImgPipeline (SD3.0), \
                          DDPMPipeline, DDIMPipeline";
 
 /// What kind of model a spec resolved to, and where its parts are.
@@ -59,6 +65,8 @@ pub enum ModelSource {
     },
     /// A Stable Diffusion pipeline folder.
     StableDiffusion { dir: PathBuf, pipeline: String },
+    /// A Stable Diffusion 3 pipeline folder.
+    StableDiffusion3 { dir: PathBuf, pipeline: String },
 }
 
 impl ModelSource {
@@ -68,7 +76,9 @@ impl ModelSource {
             Self::Embedded => "embedded flow model".into(),
             Self::FlowUnet { .. } => "UNet2DModel (flow, embedded format)".into(),
             Self::Unet2d { .. } => "UNet2DModel (DDPM/DDIM)".into(),
-            Self::StableDiffusion { pipeline, .. } => pipeline.clone(),
+            Self::StableDiffusion { pipeline, .. } | Self::StableDiffusion3 { pipeline, .. } => {
+                pipeline.clone()
+            }
         }
     }
 }
@@ -86,6 +96,7 @@ pub enum LoadedModel {
     Embedded(EmbeddedGenerator),
     Unet2d(Unet2dGenerator),
     StableDiffusion(Box<SdGenerator>),
+    StableDiffusion3(Box<Sd3Generator>),
 }
 
 impl LoadedModel {
@@ -94,6 +105,7 @@ impl LoadedModel {
             Self::Embedded(g) => g,
             Self::Unet2d(g) => g,
             Self::StableDiffusion(g) => g.as_ref(),
+            Self::StableDiffusion3(g) => g.as_ref(),
         }
     }
 }
@@ -136,6 +148,9 @@ pub fn load(model: &ResolvedModel, device: &Device) -> Result<LoadedModel, Pretr
         ),
         ModelSource::StableDiffusion { dir, .. } => LoadedModel::StableDiffusion(Box::new(
             SdGenerator::load(dir, device)?.with_name(&model.spec),
+        )),
+        ModelSource::StableDiffusion3 { dir, .. } => LoadedModel::StableDiffusion3(Box::new(
+            Sd3Generator::load(dir, device)?.with_name(&model.spec),
         )),
     })
 }
@@ -180,6 +195,13 @@ fn classify_pipeline(dir: &Path, class: &str) -> Result<ModelSource, PretrainedE
         component_weights(&dir.join("vae"), &VAE_WEIGHTS_FILES)?;
         component_weights(&dir.join("text_encoder"), &CLIP_WEIGHTS_FILES)?;
         return Ok(ModelSource::StableDiffusion {
+            dir: dir.to_path_buf(),
+            pipeline: class.to_string(),
+        });
+    }
+    if SD3_PIPELINES.contains(&class) {
+        check_pipeline_folder(dir)?;
+        return Ok(ModelSource::StableDiffusion3 {
             dir: dir.to_path_buf(),
             pipeline: class.to_string(),
         });

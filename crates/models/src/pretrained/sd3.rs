@@ -188,6 +188,13 @@ impl Sd3Generator {
 }
 
 impl Generator for Sd3Generator {
+    /// The scheduler's shifted grid ([`Sd3Generator::flow_grid`]).
+    fn sigma_grid(&self, steps: usize) -> semaug_core::Result<SigmaGrid> {
+        self.schedule
+            .grid(steps)
+            .map_err(|e| semaug_core::Error::Backend(e.to_string()))
+    }
+
     fn info(&self) -> GeneratorInfo {
         GeneratorInfo {
             name: self.name.clone(),

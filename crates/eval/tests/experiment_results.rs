@@ -108,7 +108,7 @@ fn aggregates_are_means_with_t_intervals_in_config_order() {
         "{text}"
     );
     assert_eq!(rows[2], "| mixup | 72.0 ± 5.0 | 36.0 ± 2.5 | 3 | 10 |");
-    assert_eq!(rows[3], "| vanilla | 50.0 | 25.0 | 1 | 0 |");
+    assert_eq!(rows[3], "| vanilla | 50.0 | 25.0 | 1 | 0.0 |");
 }
 
 /// Trapezoids by hand. Linear x: (0,0), (1,1), (3,1) has area 0.5 + 2 = 2.5 over a

@@ -17,6 +17,7 @@ use semaug_data::augment::{
     Classical, CutMix, Cutout, HorizontalFlip, Mixup, RandAugment, RandomCrop, Transform,
 };
 use semaug_ops::method::Method;
+use semaug_ops::spec::SpecError;
 
 use super::error::ExperimentError;
 use crate::trainer::BatchMix;
@@ -58,9 +59,18 @@ impl ExperimentMethod {
                 kind: MethodKind::Baseline(name),
             });
         }
-        let method = Method::parse(&spec).map_err(|source| ExperimentError::Method {
-            spec: spec.clone(),
-            source,
+        let method = Method::parse(&spec).map_err(|source| {
+            let source = match source {
+                SpecError::UnknownMethod { name, valid } => SpecError::UnknownMethod {
+                    name,
+                    valid: format!("{}, {valid}", BASELINES.join(", ")),
+                },
+                other => other,
+            };
+            ExperimentError::Method {
+                spec: spec.clone(),
+                source,
+            }
         })?;
         let kind = match method {
             Method::Classical { pipeline, .. } => MethodKind::Pipeline(pipeline),
@@ -208,6 +218,9 @@ mod tests {
             MethodKind::Pipeline(_)
         ));
         let err = ExperimentMethod::parse("bogus").unwrap_err().to_string();
-        assert!(err.contains("bogus") && err.contains("perturb"), "{err}");
+        assert!(
+            err.contains("bogus") && err.contains("perturb") && err.contains("cutmix"),
+            "{err}"
+        );
     }
 }

@@ -75,10 +75,19 @@ pub fn markdown(results: &Results) -> String {
     );
     let _ = writeln!(md, "- model selection: {}", d.selection);
     let c = &results.config;
+    let arch = serde_json::to_value(c.arch).unwrap_or_default();
+    let width = c
+        .width
+        .map(|w| format!(" (first stage {w} channels)"))
+        .unwrap_or_default();
     let _ = writeln!(
         md,
-        "- classifier: {:?}, {} epochs, batch {}, lr {}, seeds {:?}",
-        c.arch, c.train.epochs, c.train.batch_size, c.train.lr, c.seeds
+        "- classifier: {}{width}, {} epochs, batch {}, lr {}, seeds {:?}",
+        arch.as_str().unwrap_or("?"),
+        c.train.epochs,
+        c.train.batch_size,
+        c.train.lr,
+        c.seeds
     );
     if let Some(g) = &results.generator {
         let name = g.get("name").and_then(|v| v.as_str()).unwrap_or("?");
@@ -114,12 +123,12 @@ fn lowdata_table(results: &Results) -> String {
     for a in &results.aggregates {
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {:.0} |",
+            "| {} | {} | {} | {} | {} |",
             a.method,
             percent(&a.accuracy),
             percent(&a.balanced_accuracy),
             a.seeds.len(),
-            a.training_seconds.mean
+            seconds(a.training_seconds.mean)
         );
     }
     t
@@ -159,6 +168,15 @@ fn grid_table(results: &Results, what: &str, label: impl Fn(f64) -> String) -> S
         t.push('\n');
     }
     t
+}
+
+/// Whole seconds, or one decimal below 10 s.
+fn seconds(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.0}")
+    }
 }
 
 fn signed_points(m: &MeanInterval) -> String {

@@ -159,6 +159,8 @@ impl Experiment<'_> {
             session.wall.total = started.elapsed().as_secs_f64();
             report::write_all(&self.out, &self.results(&session, &runs))?;
         }
+        // Gone when every run finished (each run removes its own).
+        let _ = std::fs::remove_dir(self.out.join("checkpoints"));
         session.wall.total = started.elapsed().as_secs_f64();
         let results = self.results(&session, &runs);
         report::write_all(&self.out, &results)?;

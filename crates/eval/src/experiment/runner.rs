@@ -338,14 +338,16 @@ impl Experiment<'_> {
                         spec: session.methods[method_index].spec.clone(),
                     });
                 };
-                observer.event(Event::Generating {
-                    method: &session.methods[method_index].spec,
-                    images: (subset.len() * self.config.synthetic.per_image) as u64,
-                });
-                let made =
-                    ensure_generated(&self.out.join("synthetic"), &identity, source, &|n| {
-                        observer.event(Event::Generated { count: n })
-                    })?;
+                let root = self.out.join("synthetic");
+                if !identity.dir(&root).with_extension("json").is_file() {
+                    observer.event(Event::Generating {
+                        method: &session.methods[method_index].spec,
+                        images: (subset.len() * self.config.synthetic.per_image) as u64,
+                    });
+                }
+                let made = ensure_generated(&root, &identity, source, &|n| {
+                    observer.event(Event::Generated { count: n })
+                })?;
                 if !made.reused {
                     session.wall.generation += made.seconds;
                 }

@@ -41,6 +41,9 @@ pub enum Command {
     Info(InfoArgs),
     /// Write an augmented copy of a dataset.
     Augment(AugmentArgs),
+    /// Run the paper's experiments: classifiers trained with each augmentation (lowdata,
+    /// ratio, fewshot); prints a table, writes results.json/.md and a chart.
+    Eval(crate::commands::eval::EvalArgs),
     /// Carve a dataset into labeled / validation / unlabeled-pool folders, by seed.
     Split(SplitArgs),
     /// Train the embedded generator by conditional flow matching (resumable).

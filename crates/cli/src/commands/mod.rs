@@ -3,6 +3,7 @@
 mod augment;
 mod bench;
 mod demo;
+pub(crate) mod eval;
 mod export;
 mod info;
 mod learn_concepts;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli.global, args),
         Command::Info(args) => info::run(&cli.global, args),
         Command::Augment(args) => augment::run(&cli.global, args),
+        Command::Eval(args) => eval::run(&cli.global, args),
         Command::Split(args) => split::run(&cli.global, args),
         Command::Train(args) => train::run(&cli.global, args),
         Command::Bench(args) => bench::run(&cli.global, args),

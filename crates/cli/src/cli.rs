@@ -56,8 +56,38 @@ pub enum Command {
     LearnConcepts(LearnConceptsArgs),
     /// Write a training run's newest EMA weights as a model directory.
     Export(ExportArgs),
+    /// List the models `--model` can name here: the embedded one and the local Hugging
+    /// Face cache (never the network).
+    Models(ModelsArgs),
     /// Measure training or inference speed of a model (last line: `images_per_s: N`).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Look in this hub cache instead of $HF_HUB_CACHE / $HF_HOME/hub / ~/.cache/huggingface/hub.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which generative model, where its networks run, and how a text model is prompted.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Generative model: `embedded` (shipped in the binary), a diffusers folder (a pipeline
+    /// with model_index.json, or a UNet2DModel folder), or a Hugging Face id
+    /// `org/name[@revision]` from the local cache (`semaug models` lists them).
+    #[arg(long, default_value = "embedded")]
+    pub model: String,
+    /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Prompt of a text-conditioned model; `{class}` becomes the class name or its
+    /// learned token. Default: `a photo of a {class}`.
+    #[arg(long)]
+    pub prompt: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -65,9 +95,8 @@ pub struct LearnConceptsArgs {
     /// Images of the new classes, one folder per class (each becomes token `<class>`).
     #[arg(long)]
     pub data: PathBuf,
-    /// Generative model: `embedded` (shipped in the binary) or a model directory.
-    #[arg(long, default_value = "embedded")]
-    pub model: String,
+    #[command(flatten)]
+    pub generator: ModelArgs,
     /// Concept file to write (`{token: embedding}` safetensors).
     #[arg(long)]
     pub out: PathBuf,
@@ -77,7 +106,8 @@ pub struct LearnConceptsArgs {
     pub lr: f64,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// Start from `null` (default) or from an existing class of the model (by name).
+    /// Start from `null` (default), an existing class of the model (by name), or, for a
+    /// text model, any word (e.g. `flower`).
     #[arg(long, default_value = "null")]
     pub init: String,
     /// Embedding vectors per token (the embedded model supports 1).
@@ -100,12 +130,15 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
-    /// Generative model: `embedded` (shipped in the binary) or a model directory.
-    #[arg(long, default_value = "embedded")]
-    pub model: String,
+    #[command(flatten)]
+    pub generator: ModelArgs,
     /// The grid PNG to write.
     #[arg(long, default_value = "samples.png")]
     pub out: PathBuf,
+    /// Classes to sample, one row each (default: the model's classes; a text model
+    /// needs them, e.g. `--classes cat,dog` with `--prompt`).
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<String>,
     /// Samples per class (columns).
     #[arg(long, default_value_t = 10)]
     pub per_class: usize,
@@ -119,9 +152,8 @@ pub struct SampleArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconstructArgs {
-    /// Generative model: `embedded` (shipped in the binary) or a model directory.
-    #[arg(long, default_value = "embedded")]
-    pub model: String,
+    #[command(flatten)]
+    pub generator: ModelArgs,
     /// Labeled images (ImageFolder or CIFAR binary) to round-trip.
     #[arg(long)]
     pub data: PathBuf,
@@ -235,9 +267,8 @@ pub struct DemoArgs {
     /// Where to write the grid and the report.
     #[arg(long, default_value = "semaug-demo")]
     pub out: PathBuf,
-    /// Generative model: `embedded` (shipped in the binary) or a model directory.
-    #[arg(long, default_value = "embedded")]
-    pub model: String,
+    #[command(flatten)]
+    pub generator: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -279,9 +310,8 @@ pub struct AugmentArgs {
     /// Skip and record unreadable inputs instead of stopping at the first one.
     #[arg(long)]
     pub lenient: bool,
-    /// Generative model: `embedded` (shipped in the binary) or a model directory.
-    #[arg(long, default_value = "embedded")]
-    pub model: String,
+    #[command(flatten)]
+    pub generator: ModelArgs,
     /// Learned concepts (`semaug learn-concepts`): a class whose token `<class>` is in
     /// the file is conditioned on it instead of on the model's class.
     #[arg(long)]

@@ -1,11 +1,9 @@
 //! `semaug augment`: map the arguments onto an [`AugmentConfig`] and run it.
 
 use anyhow::Context;
-use semaug_core::Condition;
 use semaug_data::dataset::{open_dataset, OpenOptions};
 use semaug_data::image_io::Limits;
 use semaug_data::writer::Format as WriterFormat;
-use semaug_models::embedded::EmbeddedGenerator;
 use semaug_ops::augment::{run as run_augment, AugmentConfig, Backend};
 use semaug_ops::method::Method;
 use semaug_ops::plan::Shard;
@@ -50,22 +48,31 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
         limits: Limits::default(),
     };
     let mut provenance = std::collections::BTreeMap::new();
-    let generator = if config.methods.iter().any(Method::is_generative) {
-        let mut generator = model::load(&args.model)?;
+    let model = if config.methods.iter().any(Method::is_generative) {
+        let mut model = model::load(&args.generator)?;
         if let Some(path) = &args.concepts {
-            let sha = attach_concepts(&mut generator, path)?;
+            let sha = model.attach_concepts(path)?;
             provenance.insert("concepts_sha256".into(), sha.into());
         }
-        Some(generator)
+        if let Some(template) = model.loaded.prompt_template() {
+            // Part of the run's fingerprint: another prompt is another dataset.
+            provenance.insert("prompt".into(), template.into());
+        }
+        let conditions = model.conditions(&dataset.classes, global.quiet);
+        Some((model, conditions))
     } else {
         None
     };
-    let backend = generator.as_ref().map(|g| Backend {
-        generator: g,
-        conditions: conditions(g, &dataset.classes, global.quiet),
-        batch: args.batch,
-        provenance: provenance.clone(),
-    });
+    let generator = model.as_ref().map(|(m, _)| m.generator());
+    let backend = model
+        .as_ref()
+        .zip(generator.as_ref())
+        .map(|((_, conditions), g)| Backend {
+            generator: g,
+            conditions: conditions.clone(),
+            batch: args.batch,
+            provenance: provenance.clone(),
+        });
     let total = shard.range(dataset.samples.len()).len() * config.methods.len() * config.per_image;
     let bar = progress::bar(total as u64, "images", global.quiet);
     let report = run_augment(&dataset, &config, backend.as_ref(), &args.out, &|n| {
@@ -114,46 +121,6 @@ fn method(text: &str, args: &AugmentArgs) -> Result<Method, UsageError> {
         }
     }
     Method::from_spec(&spec).map_err(|e| usage(&e))
-}
-
-/// Load learned concepts, refusing a file learned for another model; returns the
-/// file's sha256 for the provenance.
-fn attach_concepts(
-    generator: &mut EmbeddedGenerator,
-    path: &std::path::Path,
-) -> anyhow::Result<String> {
-    let (concepts, model_sha) = semaug_models::concepts::load(path)?;
-    let ours = semaug_core::Generator::info(generator).weights_sha256;
-    if let (Some(theirs), Some(ours)) = (&model_sha, &ours) {
-        if theirs != ours {
-            anyhow::bail!(
-                "{}: learned for model {theirs}, not for this model ({ours}); learn them again with this --model",
-                path.display()
-            );
-        }
-    }
-    generator.concepts.extend(concepts);
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(semaug_models::unet::sha256_hex(&bytes))
-}
-
-/// Each dataset class conditions on its learned concept `<class>` if there is one, else
-/// on the model's class of the same name; a class the model does not know is generated
-/// unconditionally (with a warning).
-fn conditions(generator: &EmbeddedGenerator, classes: &[String], quiet: bool) -> Vec<Condition> {
-    classes
-        .iter()
-        .map(|name| match generator.class_index(name) {
-            _ if generator.concepts.contains_key(&format!("<{name}>")) => Condition::Concept(format!("<{name}>")),
-            Some(i) => Condition::Class(i),
-            None => {
-                if !quiet {
-                    eprintln!("warning: the model has no class `{name}`; its images are generated unconditionally");
-                }
-                Condition::Null
-            }
-        })
-        .collect()
 }
 
 /// `--shard-index/--num-shards`, defaulting to the cluster's array-job variables.

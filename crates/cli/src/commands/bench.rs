@@ -40,7 +40,7 @@ fn model_config(spec: &str) -> anyhow::Result<UNet2DConfig> {
         return Ok(config);
     }
     if spec == "embedded" {
-        return Ok(model::load(spec)?.unet().config().clone());
+        return Ok(model::load_embedded(spec)?.unet().config().clone());
     }
     Ok(read_config(std::path::Path::new(spec))?)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use semaug_core::{Condition, Generator};
+use semaug_core::Generator;
 use semaug_data::image_io::{decode_bytes, encode_png, Limits};
 use semaug_data::writer::atomic::publish;
 use semaug_ops::demo::{render, Demo, DemoImage};
@@ -34,14 +34,15 @@ const BUNDLED: [(&str, &[u8]); 8] = [
 
 pub fn run(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let generator = model::load(&args.model)?;
+    let mut model = model::load(&args.generator)?;
+    let names: Vec<String> = BUNDLED.iter().map(|(name, _)| name.to_string()).collect();
+    let conditions = model.conditions(&names, true);
+    let generator = model.generator();
     let rows = BUNDLED
         .iter()
-        .map(|(name, bytes)| {
+        .zip(conditions)
+        .map(|((name, bytes), condition)| {
             let image = decode_bytes(bytes, Path::new(name), &Limits::default())?;
-            let condition = generator
-                .class_index(name)
-                .map_or(Condition::Null, Condition::Class);
             Ok(DemoImage {
                 name: name.to_string(),
                 image,
@@ -54,7 +55,7 @@ pub fn run(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
         eprintln!(
             "running 8 augmentations on {} images with model `{}`...",
             rows.len(),
-            args.model
+            args.generator.model
         );
     }
     let demo = render(&generator, &rows, global.seed).context("demo generation failed")?;

@@ -8,6 +8,7 @@ mod export;
 mod info;
 mod learn_concepts;
 mod model;
+mod models;
 mod reconstruct;
 mod sample;
 mod split;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&cli.global, args),
         Command::Split(args) => split::run(&cli.global, args),
         Command::Train(args) => train::run(&cli.global, args),
+        Command::Models(args) => models::run(&cli.global, args),
         Command::Bench(args) => bench::run(&cli.global, args),
         Command::Reconstruct(args) => reconstruct::run(&cli.global, args),
         Command::Sample(args) => sample::run(&cli.global, args),

@@ -1,21 +1,117 @@
-//! `--model`: the shipped embedded model by default, or a model directory on disk.
-
-use std::path::Path;
+//! `--model`, `--device`, `--prompt`: find the model offline, load it, and condition it
+//! on a dataset's classes.
 
 use anyhow::Context;
+use candle_core::Device;
+use semaug_core::Condition;
 use semaug_models::embedded::{shipped, EmbeddedGenerator};
+use semaug_models::pretrained::{self, parse_device, LoadedModel, OnDevice, PretrainedError};
 
-/// `embedded` is the model inside this binary; anything else is a diffusers
-/// `UNet2DModel` directory (config.json + diffusion_pytorch_model.safetensors).
-pub fn load(spec: &str) -> anyhow::Result<EmbeddedGenerator> {
+use crate::cli::ModelArgs;
+use crate::UsageError;
+
+/// A loaded generative model and the device its networks run on.
+pub struct Model {
+    pub loaded: LoadedModel,
+    device: Device,
+}
+
+impl Model {
+    /// The model seen from the CPU (networks on `--device`).
+    pub fn generator(&self) -> OnDevice<'_> {
+        OnDevice::new(self.loaded.generator(), self.device.clone())
+    }
+
+    /// Conditions for `classes` (see `pretrained::labels`), warning about names the
+    /// model does not know.
+    pub fn conditions(&mut self, classes: &[String], quiet: bool) -> Vec<Condition> {
+        let found = self.loaded.class_conditions(classes);
+        if !quiet && self.loaded.class_names().is_empty() && !found.unknown.is_empty() {
+            eprintln!("note: the model is unconditional; every class is generated without a label");
+        } else if !quiet {
+            for name in &found.unknown {
+                eprintln!(
+                    "warning: the model has no class `{name}`; its images are generated \
+                     unconditionally"
+                );
+            }
+        }
+        found.conditions
+    }
+
+    /// Attach a concept file, refusing one learned for another model; returns the
+    /// file's sha256 for the provenance.
+    pub fn attach_concepts(&mut self, path: &std::path::Path) -> anyhow::Result<String> {
+        let (concepts, model_sha) = semaug_models::concepts::load(path)?;
+        let ours = self.loaded.generator().info().weights_sha256;
+        if let (Some(theirs), Some(ours)) = (&model_sha, &ours) {
+            if theirs != ours {
+                anyhow::bail!(
+                    "{}: learned for model {theirs}, not for this model ({ours}); learn them \
+                     again with this --model",
+                    path.display()
+                );
+            }
+        }
+        self.loaded
+            .attach_concepts(concepts)
+            .with_context(|| format!("cannot attach the concepts of {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(semaug_models::unet::sha256_hex(&bytes))
+    }
+}
+
+/// Resolve and load `--model` on `--device`, with `--prompt` for text models.
+pub fn load(args: &ModelArgs) -> anyhow::Result<Model> {
+    let device = parse_device(&args.device).map_err(UsageError)?;
+    let resolved = pretrained::resolve(&args.model).map_err(|e| resolve_error(&args.model, e))?;
+    let mut loaded = pretrained::load(&resolved, &device)
+        .with_context(|| format!("cannot load model {}", args.model))?;
+    // The embedded model is small and always runs on the CPU.
+    let device = match loaded {
+        LoadedModel::Embedded(_) => Device::Cpu,
+        _ => device,
+    };
+    if let Some(template) = &args.prompt {
+        if !template.contains("{class}") {
+            return Err(UsageError(format!(
+                "--prompt {template:?}: needs `{{class}}` where the class name goes"
+            ))
+            .into());
+        }
+        loaded
+            .set_prompt_template(template)
+            .map_err(|e| UsageError(e.to_string()))?;
+    }
+    Ok(Model { loaded, device })
+}
+
+/// A spec that names nothing usable is a usage error (exit 2); a model that is there
+/// but broken (bad weights, unreadable files) is an input error (exit 1).
+fn resolve_error(spec: &str, e: PretrainedError) -> anyhow::Error {
+    match e {
+        PretrainedError::NotAModel { .. }
+        | PretrainedError::NotCached { .. }
+        | PretrainedError::CacheRevision { .. }
+        | PretrainedError::UnsupportedPipeline { .. } => {
+            UsageError(format!("--model {spec}: {e}")).into()
+        }
+        other => anyhow::Error::new(other).context(format!("--model {spec}")),
+    }
+}
+
+/// The embedded-format model only (`embedded` or a model directory), for commands that
+/// need its network itself (bench).
+pub fn load_embedded(spec: &str) -> anyhow::Result<EmbeddedGenerator> {
     if spec == shipped::NAME {
         return shipped::load().context("cannot load the shipped model");
     }
-    let dir = Path::new(spec);
+    let dir = std::path::Path::new(spec);
     if !dir.is_dir() {
-        return Err(crate::UsageError(format!(
-            "--model {spec}: not `embedded` and not a model directory (a diffusers \
-             UNet2DModel folder with config.json)"
+        return Err(UsageError(format!(
+            "--model {spec}: not `embedded` and not a model directory (a UNet2DModel folder \
+             with config.json)"
         ))
         .into());
     }

@@ -13,7 +13,7 @@ use crate::progress;
 use crate::UsageError;
 
 pub fn run(global: &Global, args: ReconstructArgs) -> anyhow::Result<()> {
-    let generator = model::load(&args.model)?;
+    let mut model = model::load(&args.generator)?;
     let mut data = open_dataset(&args.data, &OpenOptions::default())
         .with_context(|| format!("cannot open dataset {}", args.data.display()))?;
     if let Some(limit) = args.limit {
@@ -21,6 +21,8 @@ pub fn run(global: &Global, args: ReconstructArgs) -> anyhow::Result<()> {
         data = data.subset_k_shot(per_class, global.seed, true)?;
         data.samples.truncate(limit);
     }
+    let by_class = model.conditions(&data.classes, global.quiet);
+    let generator = model.generator();
     let (h, w) = semaug_core::Generator::info(&generator).image_size;
     let images = data
         .samples
@@ -38,11 +40,7 @@ pub fn run(global: &Global, args: ReconstructArgs) -> anyhow::Result<()> {
     let conditions: Vec<Condition> = data
         .samples
         .iter()
-        .map(|s| {
-            s.class
-                .and_then(|c| generator.class_index(&data.classes[c]))
-                .map_or(Condition::Null, Condition::Class)
-        })
+        .map(|s| s.class.map_or(Condition::Null, |c| by_class[c].clone()))
         .collect();
     let settings = settings(&args)?;
     let bar = progress::bar(
@@ -86,7 +84,7 @@ pub fn run(global: &Global, args: ReconstructArgs) -> anyhow::Result<()> {
             "({} images from {}, model {})",
             images.len(),
             args.data.display(),
-            args.model
+            args.generator.model
         );
     }
     Ok(())

@@ -12,7 +12,7 @@ use crate::cli::{Global, SampleArgs};
 use crate::UsageError;
 
 pub fn run(global: &Global, args: SampleArgs) -> anyhow::Result<()> {
-    let generator = model::load(&args.model)?;
+    let mut model = model::load(&args.generator)?;
     let solver: Solver = args
         .solver
         .parse()
@@ -23,12 +23,27 @@ pub fn run(global: &Global, args: SampleArgs) -> anyhow::Result<()> {
         guidance: args.guidance,
     };
     sampling.validate().map_err(|e| UsageError(e.to_string()))?;
-    let rows: Vec<Condition> = (0..generator.classes.len()).map(Condition::Class).collect();
+    let names = if args.classes.is_empty() {
+        model.loaded.class_names()
+    } else {
+        args.classes.clone()
+    };
+    let rows = if names.is_empty() {
+        vec![Condition::Null]
+    } else {
+        model.conditions(&names, global.quiet)
+    };
+    let generator = model.generator();
     let cells = sample_rows(&generator, &rows, args.per_class, &sampling, global.seed)?;
     let (h, w) = generator.info().image_size;
     publish(&args.out, &encode_png(&tile(&cells, w as u32, h as u32))?)?;
     if !global.quiet {
-        println!("rows (top to bottom): {}", generator.classes.join(", "));
+        let names = if names.is_empty() {
+            vec!["(unconditional)".to_string()]
+        } else {
+            names
+        };
+        println!("rows (top to bottom): {}", names.join(", "));
         println!("samples: {}", args.out.display());
     }
     Ok(())

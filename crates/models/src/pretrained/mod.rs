@@ -11,12 +11,14 @@
 //! * [`sd_concepts`]: textual inversion for Stable Diffusion ([`SdConceptLearner`]).
 //! * [`resolve`](mod@resolve): `--model` specs (`embedded`, a folder, or a Hugging Face
 //!   id read from the local cache, never the network) and the cache listing.
+//! * [`device`]: networks on a GPU, the integration loop on the CPU ([`OnDevice`]).
 //! * [`labels`]: a dataset's class names as conditions, for any loaded model.
 //! * [`weights_file`]: safetensors headers validated before any tensor is read.
 //!
 //! Key decision: every backend speaks the one time convention; the schedule mapping lives
 //! in [`vp`] and nowhere else.
 
+pub mod device;
 pub mod error;
 pub mod labels;
 pub mod resolve;
@@ -27,6 +29,7 @@ pub mod unet2d;
 pub mod vp;
 pub mod weights_file;
 
+pub use device::{parse_device, OnDevice};
 pub use error::PretrainedError;
 pub use labels::{concept_token, ClassConditions};
 pub use resolve::{

@@ -63,7 +63,10 @@ pub fn inpaint<G: Generator + ?Sized>(
     noise: &Tensor,
 ) -> Result<Tensor> {
     config.sampling.validate()?;
-    let grid = config.sampling.grid(generator)?.truncated(config.strength)?;
+    let grid = config
+        .sampling
+        .grid(generator)?
+        .truncated(config.strength)?;
     let keep = mask.affine(-1.0, 1.0)?;
     let blend = |x: &Tensor, sigma: f64| -> candle_core::Result<Tensor> {
         let known = time::noised(x0, noise, sigma)?;

@@ -38,7 +38,10 @@ pub fn splice<G: Generator + ?Sized>(
 ) -> Result<Tensor> {
     config.sampling.validate()?;
     let s = config.strength.sigma();
-    let grid = config.sampling.grid(generator)?.truncated(config.strength)?;
+    let grid = config
+        .sampling
+        .grid(generator)?
+        .truncated(config.strength)?;
     let start = time::noised(x0, noise, s)?;
     let guidance = config.sampling.guidance;
     run(

@@ -8,6 +8,7 @@ pub mod augment;
 pub mod demo;
 pub mod generative;
 pub mod method;
+pub mod method_file;
 pub mod plan;
 pub mod reconstruct;
 pub mod sample;

@@ -1,11 +1,14 @@
 //! `semaug augment`: map the arguments onto an [`AugmentConfig`] and run it.
 
+use std::path::Path;
+
 use anyhow::Context;
 use semaug_data::dataset::{open_dataset, OpenOptions};
 use semaug_data::image_io::Limits;
 use semaug_data::writer::Format as WriterFormat;
 use semaug_ops::augment::{run as run_augment, AugmentConfig, Backend};
 use semaug_ops::method::Method;
+use semaug_ops::method_file::{self, MethodFileError};
 use semaug_ops::plan::Shard;
 use semaug_ops::spec::{Item, MethodSpec};
 
@@ -24,8 +27,11 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
     let methods = args
         .method
         .iter()
-        .map(|text| method(text, &args))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|text| methods(text, &args))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let shard = shard(&args)?;
     let options = OpenOptions {
         lenient: args.lenient,
@@ -100,11 +106,29 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parse one `--method`, filling run-wide `--steps/--solver/--guidance` into
-/// generative methods that do not set them.
-fn method(text: &str, args: &AugmentArgs) -> Result<Method, UsageError> {
-    let usage = |e: &dyn std::fmt::Display| UsageError(format!("--method {text}: {e}"));
-    let mut spec = MethodSpec::parse(text).map_err(|e| usage(&e))?;
+/// Parse one `--method`: a text spec, or a `.toml` method file holding several.
+fn methods(text: &str, args: &AugmentArgs) -> Result<Vec<Method>, UsageError> {
+    if !method_file::is_method_file(text) {
+        let usage = |e: &dyn std::fmt::Display| UsageError(format!("--method {text}: {e}"));
+        let mut spec = MethodSpec::parse(text).map_err(|e| usage(&e))?;
+        with_run_defaults(&mut spec, args);
+        return Ok(vec![Method::from_spec(&spec).map_err(|e| usage(&e))?]);
+    }
+    // The file's errors already name it, its table and line.
+    let file_error = |e: MethodFileError| UsageError(e.to_string());
+    let mut entries = method_file::load_specs(Path::new(text)).map_err(file_error)?;
+    entries
+        .iter_mut()
+        .map(|entry| {
+            with_run_defaults(&mut entry.spec, args);
+            entry.to_method().map_err(file_error)
+        })
+        .collect()
+}
+
+/// Fills run-wide `--steps/--solver/--guidance` into a generative method that does not
+/// set them.
+fn with_run_defaults(spec: &mut MethodSpec, args: &AugmentArgs) {
     if Method::is_generative_name(&spec.name) {
         let defaults = [
             ("steps", args.steps.map(|s| s.to_string())),
@@ -120,7 +144,6 @@ fn method(text: &str, args: &AugmentArgs) -> Result<Method, UsageError> {
             }
         }
     }
-    Method::from_spec(&spec).map_err(|e| usage(&e))
 }
 
 /// `--shard-index/--num-shards`, defaulting to the cluster's array-job variables.

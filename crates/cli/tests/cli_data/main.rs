@@ -10,6 +10,7 @@ mod common;
 mod augment;
 mod bad_input;
 mod info;
+mod method_file;
 mod shard;
 mod split;
 mod usage;

@@ -298,7 +298,8 @@ pub struct AugmentArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Method spec, e.g. `classical:crop=4,flip` or `randaugment:n=2,m=9` (see
-    /// docs/methods.md). Repeat to apply several methods; each makes --per-image outputs.
+    /// docs/methods.md), or a `.toml` method file. Repeat to apply several methods; each
+    /// makes --per-image outputs.
     #[arg(long, required = true)]
     pub method: Vec<String>,
     /// Outputs per source image.

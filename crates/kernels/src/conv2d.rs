@@ -3,13 +3,13 @@
 //! batch (see `conv_engine` and `conv_grads`). 3x3 stride-1 convs with enough channels
 //! run as Winograd F(2x2, 3x3) instead (see `winograd`).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{Shape, Tensor};
 
 use crate::conv_engine::forward;
 use crate::conv_grads::{conv_grads, ConvMap};
 use crate::error::KernelError;
 use crate::im2col::ConvGeometry;
-use crate::storage::{f32_slice, require_f32};
+use crate::layer_op::{self, add_channel_bias, LayerGrads, LayerKernel};
 use crate::winograd::{self, Winograd};
 
 const OP: &str = "semaug_kernels::conv2d";
@@ -29,33 +29,9 @@ pub fn conv2d(
 ) -> candle_core::Result<Tensor> {
     let geometry = conv_geometry(x, w, bias, stride, padding)?;
     if !x.device().is_cpu() {
-        return candle_fallback(x, w, bias, stride, padding);
+        return add_channel_bias(x.conv2d(w, padding, stride, 1, 1)?, bias);
     }
-    require_f32(OP, "x", x)?;
-    require_f32(OP, "w", w)?;
-    let op = Conv2dOp { geometry };
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match bias {
-        Some(b) => {
-            require_f32(OP, "bias", b)?;
-            x.apply_op3(&w, &b.contiguous()?, op)
-        }
-        None => x.apply_op2(&w, op),
-    }
-}
-
-fn candle_fallback(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    stride: usize,
-    padding: usize,
-) -> candle_core::Result<Tensor> {
-    let y = x.conv2d(w, padding, stride, 1, 1)?;
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
-        None => Ok(y),
-    }
+    layer_op::apply(Conv2dOp { geometry }, x, w, bias)
 }
 
 /// Checks the shapes and derives the geometry.
@@ -66,12 +42,8 @@ fn conv_geometry(
     stride: usize,
     padding: usize,
 ) -> Result<ConvGeometry, KernelError> {
-    let bad_shape = |arg, t: &Tensor, expected: String| KernelError::BadShape {
-        op: OP,
-        arg,
-        shape: t.dims().to_vec(),
-        expected,
-    };
+    let bad_shape =
+        |arg, t: &Tensor, expected: String| KernelError::bad_shape(OP, arg, t, expected);
     let &[batch, c_in, h, w_in] = x.dims() else {
         return Err(bad_shape("x", x, "rank 4 [N, C_in, H, W]".into()));
     };
@@ -123,8 +95,13 @@ impl Conv2dOp {
             None => ConvMap::Direct(self.geometry),
         }
     }
+}
 
-    fn run(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+impl LayerKernel for Conv2dOp {
+    const OP: &'static str = OP;
+    const NAMES: [&'static str; 2] = ["semaug-conv2d", "semaug-conv2d-bias"];
+
+    fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         match self.map() {
             ConvMap::Winograd(wg) => winograd::forward(&wg, x, w, bias),
             _ => forward(&self.geometry, x, w, bias),
@@ -135,68 +112,14 @@ impl Conv2dOp {
         let g = &self.geometry;
         Shape::from((g.batch, g.c_out, g.out_h, g.out_w))
     }
-}
 
-impl CustomOp2 for Conv2dOp {
-    fn name(&self) -> &'static str {
-        "semaug-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let y = self.run(x, w, None);
-        Ok((CpuStorage::F32(y), self.output_shape()))
-    }
-
-    fn bwd(
+    fn backward(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = conv_grads(self.map(), x, w, grad, false)?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-impl CustomOp3 for Conv2dOp {
-    fn name(&self) -> &'static str {
-        "semaug-conv2d-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-        b: &CpuStorage,
-        b_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let b = f32_slice(OP, "bias", b, b_l)?;
-        let y = self.run(x, w, Some(b));
-        Ok((CpuStorage::F32(y), self.output_shape()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = conv_grads(self.map(), x, w, grad, true)?;
-        Ok((dx, Some(dw), db))
+        has_bias: bool,
+    ) -> candle_core::Result<LayerGrads> {
+        conv_grads(self.map(), x, w, grad, has_bias)
     }
 }

@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use crate::conv_engine::{conv_backward, transpose_backward, Wanted};
 use crate::im2col::ConvGeometry;
+use crate::layer_op::LayerGrads;
 use crate::storage::f32_slice;
 use crate::winograd::{self, Winograd};
 
@@ -29,7 +30,7 @@ pub(crate) fn conv_grads(
     w: &Tensor,
     grad: &Tensor,
     has_bias: bool,
-) -> candle_core::Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+) -> candle_core::Result<LayerGrads> {
     let want = Wanted {
         dx: x.track_op(),
         db: has_bias,

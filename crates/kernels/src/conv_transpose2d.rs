@@ -2,13 +2,13 @@
 //! conv (gemm + col2im), and its backward reuses the direct conv's forward and weight
 //! gradient kernels with the roles of input and output swapped.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{Shape, Tensor};
 
 use crate::conv_engine::input_grad;
 use crate::conv_grads::{conv_grads, ConvMap};
 use crate::error::KernelError;
 use crate::im2col::ConvGeometry;
-use crate::storage::{f32_slice, require_f32};
+use crate::layer_op::{self, add_channel_bias, LayerGrads, LayerKernel};
 
 const OP: &str = "semaug_kernels::conv_transpose2d";
 
@@ -30,22 +30,9 @@ pub fn conv_transpose2d(
     let geometry = transposed_geometry(x, w, bias, stride, padding, output_padding)?;
     if !x.device().is_cpu() {
         let y = x.conv_transpose2d(w, padding, output_padding, stride, 1)?;
-        return match bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
-            None => Ok(y),
-        };
+        return add_channel_bias(y, bias);
     }
-    require_f32(OP, "x", x)?;
-    require_f32(OP, "w", w)?;
-    let op = ConvTranspose2dOp { geometry };
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match bias {
-        Some(b) => {
-            require_f32(OP, "bias", b)?;
-            x.apply_op3(&w, &b.contiguous()?, op)
-        }
-        None => x.apply_op2(&w, op),
-    }
+    layer_op::apply(ConvTranspose2dOp { geometry }, x, w, bias)
 }
 
 /// Checks the shapes and derives the geometry of the direct conv this op transposes
@@ -58,12 +45,8 @@ fn transposed_geometry(
     padding: usize,
     output_padding: usize,
 ) -> Result<ConvGeometry, KernelError> {
-    let bad_shape = |arg, t: &Tensor, expected: String| KernelError::BadShape {
-        op: OP,
-        arg,
-        shape: t.dims().to_vec(),
-        expected,
-    };
+    let bad_shape =
+        |arg, t: &Tensor, expected: String| KernelError::bad_shape(OP, arg, t, expected);
     let bad_parameter = |what: String| KernelError::BadParameter { op: OP, what };
     let &[batch, c_in, h, w_in] = x.dims() else {
         return Err(bad_shape("x", x, "rank 4 [N, C_in, H, W]".into()));
@@ -115,73 +98,26 @@ struct ConvTranspose2dOp {
     geometry: ConvGeometry,
 }
 
-impl ConvTranspose2dOp {
+impl LayerKernel for ConvTranspose2dOp {
+    const OP: &'static str = OP;
+    const NAMES: [&'static str; 2] = ["semaug-conv-transpose2d", "semaug-conv-transpose2d-bias"];
+
+    fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        input_grad(&self.geometry, w, x, bias)
+    }
+
     fn output_shape(&self) -> Shape {
         let g = &self.geometry;
         Shape::from((g.batch, g.c_in, g.h, g.w))
     }
-}
 
-impl CustomOp2 for ConvTranspose2dOp {
-    fn name(&self) -> &'static str {
-        "semaug-conv-transpose2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let y = input_grad(&self.geometry, w, x, None);
-        Ok((CpuStorage::F32(y), self.output_shape()))
-    }
-
-    fn bwd(
+    fn backward(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = conv_grads(ConvMap::Transposed(self.geometry), x, w, grad, false)?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-impl CustomOp3 for ConvTranspose2dOp {
-    fn name(&self) -> &'static str {
-        "semaug-conv-transpose2d-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-        b: &CpuStorage,
-        b_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let b = f32_slice(OP, "bias", b, b_l)?;
-        let y = input_grad(&self.geometry, w, x, Some(b));
-        Ok((CpuStorage::F32(y), self.output_shape()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = conv_grads(ConvMap::Transposed(self.geometry), x, w, grad, true)?;
-        Ok((dx, Some(dw), db))
+        has_bias: bool,
+    ) -> candle_core::Result<LayerGrads> {
+        conv_grads(ConvMap::Transposed(self.geometry), x, w, grad, has_bias)
     }
 }

@@ -1,7 +1,7 @@
 //! Typed errors for the kernels, carried inside `candle_core::Error` so callers keep
 //! one error type across tensor code.
 
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 
 /// What was wrong with the arguments of a kernel call.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,23 @@ pub enum KernelError {
         "{op}: `{arg}` reached the kernel in a non-contiguous layout (a bug in semaug-kernels)"
     )]
     NotContiguous { op: &'static str, arg: &'static str },
+}
+
+impl KernelError {
+    /// Argument `arg` (tensor `t`) of `op` has the wrong shape.
+    pub(crate) fn bad_shape(
+        op: &'static str,
+        arg: &'static str,
+        t: &Tensor,
+        expected: impl Into<String>,
+    ) -> Self {
+        KernelError::BadShape {
+            op,
+            arg,
+            shape: t.dims().to_vec(),
+            expected: expected.into(),
+        }
+    }
 }
 
 impl From<KernelError> for candle_core::Error {

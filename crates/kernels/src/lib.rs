@@ -24,6 +24,7 @@ mod conv_transpose2d;
 mod error;
 mod group_norm;
 mod im2col;
+mod layer_op;
 mod linear;
 mod matmul;
 mod memory;

@@ -6,12 +6,12 @@
 //! of `W` per sample; here each sample's product reads `W` in place. The backward needs
 //! no such care and runs one product over all rows for `dx` and `dw`.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{Shape, Tensor};
 
 use crate::error::KernelError;
+use crate::layer_op::{self, LayerGrads, LayerKernel};
 use crate::matmul::{matmul, DstLayout, Mat};
 use crate::parallel::over_batch;
-use crate::storage::{f32_slice, require_f32};
 
 const OP: &str = "semaug_kernels::linear";
 
@@ -30,17 +30,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> candle_core::Res
             None => Ok(y),
         };
     }
-    require_f32(OP, "x", x)?;
-    require_f32(OP, "w", w)?;
-    let op = LinearOp { shape };
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match bias {
-        Some(b) => {
-            require_f32(OP, "bias", b)?;
-            x.apply_op3(&w, &b.contiguous()?, op)
-        }
-        None => x.apply_op2(&w, op),
-    }
+    layer_op::apply(LinearOp { shape }, x, w, bias)
 }
 
 /// Sizes of one linear call.
@@ -56,12 +46,8 @@ struct LinearShape {
 
 impl LinearShape {
     fn new(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Self, KernelError> {
-        let bad_shape = |arg, t: &Tensor, expected: String| KernelError::BadShape {
-            op: OP,
-            arg,
-            shape: t.dims().to_vec(),
-            expected,
-        };
+        let bad_shape =
+            |arg, t: &Tensor, expected: String| KernelError::bad_shape(OP, arg, t, expected);
         let &[outputs, inputs] = w.dims() else {
             return Err(bad_shape("w", w, "rank 2 [out, in]".into()));
         };
@@ -126,7 +112,7 @@ impl LinearShape {
         w: &Tensor,
         grad: &Tensor,
         want_db: bool,
-    ) -> candle_core::Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    ) -> candle_core::Result<LayerGrads> {
         let all_rows = self.batch * self.rows;
         let dy = grad.reshape((all_rows, self.outputs))?;
         // Constant inputs (e.g. data) need no gradient.
@@ -149,66 +135,25 @@ struct LinearOp {
     shape: LinearShape,
 }
 
-impl CustomOp2 for LinearOp {
-    fn name(&self) -> &'static str {
-        "semaug-linear"
+impl LayerKernel for LinearOp {
+    const OP: &'static str = OP;
+    const NAMES: [&'static str; 2] = ["semaug-linear", "semaug-linear-bias"];
+
+    fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        self.shape.forward(x, w, bias)
     }
 
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let y = self.shape.forward(x, w, None);
-        Ok((CpuStorage::F32(y), Shape::from(self.shape.out_dims.clone())))
+    fn output_shape(&self) -> Shape {
+        Shape::from(self.shape.out_dims.clone())
     }
 
-    fn bwd(
+    fn backward(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = self.shape.backward(x, w, grad, false)?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-impl CustomOp3 for LinearOp {
-    fn name(&self) -> &'static str {
-        "semaug-linear-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-        b: &CpuStorage,
-        b_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let b = f32_slice(OP, "bias", b, b_l)?;
-        let y = self.shape.forward(x, w, Some(b));
-        Ok((CpuStorage::F32(y), Shape::from(self.shape.out_dims.clone())))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = self.shape.backward(x, w, grad, true)?;
-        Ok((dx, Some(dw), db))
+        has_bias: bool,
+    ) -> candle_core::Result<LayerGrads> {
+        self.shape.backward(x, w, grad, has_bias)
     }
 }

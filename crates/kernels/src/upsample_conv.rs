@@ -11,12 +11,12 @@
 //! conv_transpose2d(stride 2, padding 1) with kernel rows `[w2, w1 + w2, w0 + w1, w0]`,
 //! and the same along columns.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{Shape, Tensor};
 
 use crate::conv_grads::{conv_grads, ConvMap};
 use crate::conv_transpose2d::conv_transpose2d;
 use crate::error::KernelError;
-use crate::storage::{f32_slice, require_f32};
+use crate::layer_op::{self, LayerGrads, LayerKernel};
 use crate::winograd::{self, Winograd};
 
 const OP: &str = "semaug_kernels::upsample2x_conv3x3";
@@ -34,26 +34,12 @@ pub fn upsample2x_conv3x3(
         let folded = fold_kernel(w, geometry.c_out, geometry.c_in)?;
         return conv_transpose2d(x, &folded, bias, 2, 1, 0);
     }
-    require_f32(OP, "x", x)?;
-    require_f32(OP, "w", w)?;
-    let op = UpsampleConvOp { geometry };
-    let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match bias {
-        Some(b) => {
-            require_f32(OP, "bias", b)?;
-            x.apply_op3(&w, &b.contiguous()?, op)
-        }
-        None => x.apply_op2(&w, op),
-    }
+    layer_op::apply(UpsampleConvOp { geometry }, x, w, bias)
 }
 
 fn check_shapes(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Winograd, KernelError> {
-    let bad_shape = |arg, t: &Tensor, expected: String| KernelError::BadShape {
-        op: OP,
-        arg,
-        shape: t.dims().to_vec(),
-        expected,
-    };
+    let bad_shape =
+        |arg, t: &Tensor, expected: String| KernelError::bad_shape(OP, arg, t, expected);
     let &[c_out, c_in, 3, 3] = w.dims() else {
         return Err(bad_shape("w", w, "[C_out, C_in, 3, 3]".into()));
     };
@@ -103,73 +89,29 @@ struct UpsampleConvOp {
     geometry: Winograd,
 }
 
-impl UpsampleConvOp {
+impl LayerKernel for UpsampleConvOp {
+    const OP: &'static str = OP;
+    const NAMES: [&'static str; 2] = [
+        "semaug-upsample2x-conv3x3",
+        "semaug-upsample2x-conv3x3-bias",
+    ];
+
+    fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        winograd::forward(&self.geometry, x, w, bias)
+    }
+
     fn output_shape(&self) -> Shape {
         let g = &self.geometry;
         Shape::from((g.batch, g.c_out, g.out_h(), g.out_w()))
     }
-}
 
-impl CustomOp2 for UpsampleConvOp {
-    fn name(&self) -> &'static str {
-        "semaug-upsample2x-conv3x3"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let y = winograd::forward(&self.geometry, x, w, None);
-        Ok((CpuStorage::F32(y), self.output_shape()))
-    }
-
-    fn bwd(
+    fn backward(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = conv_grads(ConvMap::Winograd(self.geometry), x, w, grad, false)?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-impl CustomOp3 for UpsampleConvOp {
-    fn name(&self) -> &'static str {
-        "semaug-upsample2x-conv3x3-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-        b: &CpuStorage,
-        b_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(OP, "x", x, x_l)?;
-        let w = f32_slice(OP, "w", w, w_l)?;
-        let b = f32_slice(OP, "bias", b, b_l)?;
-        let y = winograd::forward(&self.geometry, x, w, Some(b));
-        Ok((CpuStorage::F32(y), self.output_shape()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = conv_grads(ConvMap::Winograd(self.geometry), x, w, grad, true)?;
-        Ok((dx, Some(dw), db))
+        has_bias: bool,
+    ) -> candle_core::Result<LayerGrads> {
+        conv_grads(ConvMap::Winograd(self.geometry), x, w, grad, has_bias)
     }
 }

@@ -4,8 +4,7 @@
 
 use std::collections::HashSet;
 
-use semaug_data::dataset::{open_dataset, OpenOptions};
-use semaug_eval::experiment::{carve, CarveSpec, Labeled};
+use semaug_data::dataset::{carve, open_dataset, CarveSpec, Labeled, OpenOptions};
 
 fn listed(name: &str) -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/splits/cifar10/");

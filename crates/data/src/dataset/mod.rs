@@ -12,6 +12,7 @@
 //! source by a stable id (`cat/0001.jpg`, `data_batch_1.bin#123`). In lenient mode a bad
 //! file becomes a [`Skipped`] record instead of an error; nothing is silently dropped.
 
+mod carve;
 mod cifar;
 mod error;
 mod folder;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::image_io::{decode_file, ImageError, Limits};
 
+pub use carve::{carve, CarveSpec, Carved, Labeled};
 pub use cifar::{CifarBinary, CifarFormat};
 pub use error::DatasetError;
 pub use folder::{is_image_path, read_classes_json, ImageFolder, CLASSES_JSON, IMAGE_EXTENSIONS};

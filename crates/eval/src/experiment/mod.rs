@@ -32,7 +32,6 @@
 //! of about 6 minutes) costs about 3 hours; each generative method adds 5 runs (about
 //! 30 minutes) plus its one-off generation.
 
-pub mod carve;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -42,11 +41,11 @@ pub mod results;
 pub mod runner;
 pub mod synthetic;
 
-pub use carve::{carve, CarveSpec, Carved, Labeled};
 pub use config::{ExperimentConfig, Kind, Selection, SyntheticPlan};
 pub use data::ExperimentData;
 pub use error::ExperimentError;
 pub use methods::{split_methods, ExperimentMethod, BASELINES};
 pub use results::{curve_area, Aggregate, CurveGain, Results, RunRecord};
 pub use runner::{Event, Experiment, Observer, Silent};
+pub use semaug_data::dataset::{carve, CarveSpec, Carved, Labeled};
 pub use synthetic::{FixedGenerator, SyntheticSource};

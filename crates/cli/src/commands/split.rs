@@ -1,7 +1,7 @@
 //! `semaug split`: labeled subset, validation set and unlabeled pool, by seed.
 
 use anyhow::Context;
-use semaug_data::dataset::{open_dataset, OpenOptions};
+use semaug_data::dataset::{carve, open_dataset, CarveSpec, Carved, Labeled, OpenOptions};
 
 use crate::cli::{Global, SplitArgs};
 use crate::UsageError;
@@ -12,17 +12,16 @@ pub fn run(global: &Global, args: SplitArgs) -> anyhow::Result<()> {
     }
     let data = open_dataset(&args.data, &OpenOptions::default())
         .with_context(|| format!("cannot open dataset {}", args.data.display()))?;
-    let labeled = match args.shots {
-        Some(k) => data.subset_k_shot(k, global.seed, args.lenient)?,
-        None => data.subset_fraction(args.fraction, global.seed)?,
+    let spec = CarveSpec {
+        labeled: match args.shots {
+            Some(k) => Labeled::Shots(k),
+            None => Labeled::Fraction(args.fraction),
+        },
+        val_per_class: args.val_per_class,
+        seed: global.seed,
+        lenient: args.lenient,
     };
-    let rest = data.exclude(labeled.ids());
-    let val = if args.val_per_class > 0 {
-        rest.subset_k_shot(args.val_per_class, global.seed, args.lenient)?
-    } else {
-        rest.filter(|_| false)
-    };
-    let pool = rest.exclude(val.ids());
+    let Carved { labeled, val, pool } = carve(&data, &spec)?;
     let mut parts = vec![("labeled", &labeled, true), ("val", &val, true)];
     if args.pool {
         parts.push(("pool", &pool, false));

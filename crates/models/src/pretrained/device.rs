@@ -5,8 +5,15 @@
 //! latents in, pixels out of `decode`; the state in and the velocity out of each
 //! `velocity` call (a few hundred kilobytes per step). Embeddings stay on the device,
 //! where `velocity` reads them. On the CPU every move is a no-op.
+//!
+//! Half-precision weights (f16 / bf16) do not change what crosses: each pretrained backend
+//! takes f32 at the seam, casts to its weights' dtype only at its networks' inputs (after
+//! the f32 VAE and VP scalings) and answers in f32, so the state is never rounded to half
+//! precision before a step. Outputs are still cast to f32 here (a no-op for those
+//! backends), so the CPU loop sees f32 whatever the generator; embeddings keep the
+//! weights' dtype.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
 
 /// `inner` (loaded on `device`) seen from the CPU.
@@ -27,15 +34,11 @@ impl Generator for OnDevice<'_> {
     }
 
     fn encode(&self, images: &Tensor) -> candle_core::Result<Tensor> {
-        self.inner
-            .encode(&images.to_device(&self.device)?)?
-            .to_device(&Device::Cpu)
+        to_cpu_f32(&self.inner.encode(&images.to_device(&self.device)?)?)
     }
 
     fn decode(&self, latents: &Tensor) -> candle_core::Result<Tensor> {
-        self.inner
-            .decode(&latents.to_device(&self.device)?)?
-            .to_device(&Device::Cpu)
+        to_cpu_f32(&self.inner.decode(&latents.to_device(&self.device)?)?)
     }
 
     fn embed(&self, conditions: &[Condition]) -> semaug_core::Result<Tensor> {
@@ -43,14 +46,21 @@ impl Generator for OnDevice<'_> {
     }
 
     fn velocity(&self, x: &Tensor, sigma: f64, embedding: &Tensor) -> candle_core::Result<Tensor> {
-        self.inner
-            .velocity(&x.to_device(&self.device)?, sigma, embedding)?
-            .to_device(&Device::Cpu)
+        to_cpu_f32(
+            &self
+                .inner
+                .velocity(&x.to_device(&self.device)?, sigma, embedding)?,
+        )
     }
 
     fn sigma_grid(&self, steps: usize) -> semaug_core::Result<SigmaGrid> {
         self.inner.sigma_grid(steps)
     }
+}
+
+/// `t` as f32 on the CPU (moved, then cast: a half tensor would cross at half the bytes).
+fn to_cpu_f32(t: &Tensor) -> candle_core::Result<Tensor> {
+    t.to_device(&Device::Cpu)?.to_dtype(DType::F32)
 }
 
 /// `cpu`, `cuda` or `cuda:N` as a device; CUDA needs a build with the `cuda` feature.

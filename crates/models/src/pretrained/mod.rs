@@ -33,7 +33,7 @@ pub use device::{parse_device, OnDevice};
 pub use error::PretrainedError;
 pub use labels::{concept_token, ClassConditions};
 pub use resolve::{
-    list_models, load, resolve, CachedModel, LoadedModel, ModelSource, ResolvedModel,
+    list_models, load, load_as, resolve, CachedModel, LoadedModel, ModelSource, ResolvedModel,
 };
 pub use sd::SdGenerator;
 pub use sd3::Sd3Generator;

@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use semaug_core::Generator;
 use serde_json::Value;
 
@@ -132,6 +132,22 @@ pub fn resolve(spec: &str) -> Result<ResolvedModel, PretrainedError> {
 
 /// Loads a resolved model onto `device` (CPU for the embedded model), named by its spec.
 pub fn load(model: &ResolvedModel, device: &Device) -> Result<LoadedModel, PretrainedError> {
+    load_as(model, device, DType::F32)
+}
+
+/// [`load`] with a pretrained model's weights as `dtype`: f32, or f16 / bf16 (meant for a
+/// GPU; images, latents and velocities still cross the generator seam as f32). The
+/// embedded model ignores `dtype` and runs in f32 on the CPU.
+pub fn load_as(
+    model: &ResolvedModel,
+    device: &Device,
+    dtype: DType,
+) -> Result<LoadedModel, PretrainedError> {
+    if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return Err(PretrainedError::Unsupported(format!(
+            "weights dtype {dtype:?}: pretrained models load as F32, F16 or BF16"
+        )));
+    }
     let embedded = |e: crate::embedded::EmbeddedError| {
         PretrainedError::not_a_model(&model.spec, e.to_string())
     };
@@ -144,13 +160,14 @@ pub fn load(model: &ResolvedModel, device: &Device) -> Result<LoadedModel, Pretr
             unet_dir,
             scheduler_dir,
         } => LoadedModel::Unet2d(
-            Unet2dGenerator::load(unet_dir, scheduler_dir, device)?.with_name(&model.spec),
+            Unet2dGenerator::load_as(unet_dir, scheduler_dir, device, dtype)?
+                .with_name(&model.spec),
         ),
         ModelSource::StableDiffusion { dir, .. } => LoadedModel::StableDiffusion(Box::new(
-            SdGenerator::load(dir, device)?.with_name(&model.spec),
+            SdGenerator::load_as(dir, device, dtype)?.with_name(&model.spec),
         )),
         ModelSource::StableDiffusion3 { dir, .. } => LoadedModel::StableDiffusion3(Box::new(
-            Sd3Generator::load(dir, device)?.with_name(&model.spec),
+            Sd3Generator::load_as(dir, device, dtype)?.with_name(&model.spec),
         )),
     })
 }

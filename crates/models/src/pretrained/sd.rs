@@ -10,12 +10,17 @@
 //!   into the encoder (textual inversion; concept tokens may appear in prompts too).
 //! * velocity: the text-conditioned UNet through the [`VpSchedule`] adapter; with the
 //!   DDIM grid of [`SdGenerator::ddim_grid`] Euler retraces diffusers' DDIM sampler.
+//!
+//! Weights may be f16 / bf16 ([`SdGenerator::load_as`], meant for GPUs): images, latents
+//! and velocities still cross the seam as f32 (the VAE scaling and the VP adapter run in
+//! f32; only the networks' inputs and outputs are cast), embeddings stay in the weights'
+//! dtype.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
 use sha2::{Digest, Sha256};
 
@@ -65,13 +70,18 @@ impl SdGenerator {
     /// Loads every component of the pipeline folder `dir` onto `device` (weights as f32).
     /// The weights hash covers the UNet, VAE and text encoder files.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, PretrainedError> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with every network's weights as `dtype` (f32, f16 or bf16).
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, PretrainedError> {
         let ddim = DdimSchedule::load(&dir.join("scheduler"))?;
         let schedule = VpSchedule::from_ddim(&ddim)?;
         Ok(Self {
             tokenizer: ClipTokenizer::load(&dir.join("tokenizer"))?,
-            text_encoder: ClipTextModel::load(&dir.join("text_encoder"), device)?,
-            unet: UNet2DConditionModel::load(&dir.join("unet"), device)?,
-            vae: AutoencoderKl::load(&dir.join("vae"), device)?,
+            text_encoder: ClipTextModel::load_as(&dir.join("text_encoder"), device, dtype)?,
+            unet: UNet2DConditionModel::load_as(&dir.join("unet"), device, dtype)?,
+            vae: AutoencoderKl::load_as(&dir.join("vae"), device, dtype)?,
             ddim,
             schedule,
             concepts: BTreeMap::new(),
@@ -256,7 +266,8 @@ impl Generator for SdGenerator {
         self.schedule.velocity(x, sigma, |x_t, timestep| {
             self.unet
                 .forward_at(x_t, timestep, embedding)
-                .map_err(candle_core::Error::wrap)
+                .map_err(candle_core::Error::wrap)?
+                .to_dtype(DType::F32)
         })
     }
 }

@@ -14,11 +14,16 @@
 //!   caller's ([`semaug_core::ConditionedField`], rows `[uncond; cond]`).
 //! * grid: [`Sd3Generator::flow_grid`], the scheduler's shifted grid, on which Euler is
 //!   diffusers' SD3 sampler.
+//!
+//! Weights may be f16 / bf16 ([`Sd3Generator::load_as`], meant for GPUs): images, latents
+//! and velocities still cross the seam as f32 (the VAE scaling runs in f32; only the
+//! networks' inputs and outputs are cast), the packed conditioning stays in the weights'
+//! dtype.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
 use sha2::{Digest, Sha256};
 
@@ -56,9 +61,14 @@ impl Sd3Generator {
     /// Loads every component of the pipeline folder `dir` onto `device` (weights as f32).
     /// The weights hash covers the transformer, VAE and text encoder files.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, PretrainedError> {
-        let transformer = Sd3Transformer2DModel::load(&dir.join("transformer"), device)?;
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with every network's weights as `dtype` (f32, f16 or bf16).
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, PretrainedError> {
+        let transformer = Sd3Transformer2DModel::load_as(&dir.join("transformer"), device, dtype)?;
         let joint_dim = transformer.config().joint_attention_dim;
-        let text = Sd3TextEncoders::load(dir, joint_dim, device)?;
+        let text = Sd3TextEncoders::load_as(dir, joint_dim, device, dtype)?;
         let pooled = transformer.config().pooled_projection_dim;
         if text.pooled_dim() != pooled {
             return Err(SdError::unsupported(
@@ -72,7 +82,7 @@ impl Sd3Generator {
             )
             .into());
         }
-        let vae = AutoencoderKl::load(&dir.join("vae"), device)?;
+        let vae = AutoencoderKl::load_as(&dir.join("vae"), device, dtype)?;
         let latent_channels = vae.config().latent_channels;
         if latent_channels != transformer.config().in_channels {
             return Err(SdError::unsupported(
@@ -231,7 +241,8 @@ impl Generator for Sd3Generator {
         let timestep = self.schedule.timestep(sigma);
         self.transformer
             .forward_at(x, timestep, &embeds.prompt_embeds, &embeds.pooled)
-            .map_err(candle_core::Error::wrap)
+            .map_err(candle_core::Error::wrap)?
+            .to_dtype(DType::F32)
     }
 }
 

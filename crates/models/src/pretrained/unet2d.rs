@@ -8,11 +8,14 @@
 //! condition is the last row, as this project trains them) and learned concept rows; an
 //! unconditional model has one all-zero row, which every class shares, so guidance
 //! has no effect on it.
+//!
+//! Weights may be f16 / bf16 ([`Unet2dGenerator::load_as`]): the state, the VP scaling and
+//! the velocity stay f32; only the network's input and output are cast.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
 
 use super::error::PretrainedError;
@@ -57,9 +60,19 @@ impl Unet2dGenerator {
         scheduler_dir: &Path,
         device: &Device,
     ) -> Result<Self, PretrainedError> {
+        Self::load_as(unet_dir, scheduler_dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the UNet's weights as `dtype` (f32, f16 or bf16).
+    pub fn load_as(
+        unet_dir: &Path,
+        scheduler_dir: &Path,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, PretrainedError> {
         let ddim = DdimSchedule::load(scheduler_dir)?;
         let schedule = VpSchedule::from_ddim(&ddim)?;
-        let unet = UNet2DModel::load(unet_dir, device)?;
+        let unet = UNet2DModel::load_as(unet_dir, device, dtype)?;
         let classes = read_classes(unet_dir, unet.null_class().unwrap_or(0))?;
         Ok(Self::new(
             unet,
@@ -83,17 +96,13 @@ impl Unet2dGenerator {
         &self.schedule
     }
 
-    /// The embedding row of one condition, `[T]`.
+    /// The embedding row of one condition, `[T]`, in the UNet's dtype.
     fn row(&self, condition: &Condition) -> semaug_core::Result<Tensor> {
         let Some(table) = self.unet.class_embedding_table() else {
             return match condition {
                 Condition::Null | Condition::Class(_) => {
                     let width = self.unet.config().time_embed_dim();
-                    Ok(Tensor::zeros(
-                        width,
-                        candle_core::DType::F32,
-                        self.unet.device(),
-                    )?)
+                    Ok(Tensor::zeros(width, self.unet.dtype(), self.unet.device())?)
                 }
                 _ => Err(self.unknown(condition, "the model is unconditional")),
             };
@@ -105,11 +114,10 @@ impl Unet2dGenerator {
             Condition::Class(_) => {
                 Err(self.unknown(condition, &format!("the model has {null} classes")))
             }
-            Condition::Concept(name) => self
-                .concepts
-                .get(name)
-                .cloned()
-                .ok_or_else(|| self.unknown(condition, "load it with --concepts")),
+            Condition::Concept(name) => match self.concepts.get(name) {
+                Some(row) => Ok(row.to_dtype(self.unet.dtype())?),
+                None => Err(self.unknown(condition, "load it with --concepts")),
+            },
             Condition::Prompt(_) => {
                 Err(self.unknown(condition, "the model is not text-conditional"))
             }
@@ -178,9 +186,11 @@ impl Generator for Unet2dGenerator {
                 .unet
                 .time_embedding(&t, x_t.dim(0)?)
                 .map_err(candle_core::Error::wrap)?;
+            let embedding = embedding.to_dtype(time.dtype())?;
             self.unet
                 .forward_with_embedding(x_t, &(time + embedding)?)
-                .map_err(candle_core::Error::wrap)
+                .map_err(candle_core::Error::wrap)?
+                .to_dtype(DType::F32)
         })
     }
 }

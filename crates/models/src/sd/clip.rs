@@ -181,25 +181,33 @@ impl ClipTextModel {
     /// Loads a transformers `CLIPTextModel` folder (`config.json` + `model.safetensors`,
     /// e.g. SD's `text_encoder/`) onto `device`, weights as f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, SdError> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the weights converted to `dtype` (f32, f16 or bf16); the hidden
+    /// states come out in `dtype` too.
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, SdError> {
         let config_path = dir.join(CLIP_CONFIG_FILE);
         let config: ClipTextConfig = read_json(&config_path, "CLIP text")?;
         config.check(&config_path.display().to_string())?;
         let path = first_existing(dir, &CLIP_WEIGHTS_FILES);
-        let tensors = read_safetensors(&path, "the CLIP text encoder weights", device)?;
-        Self::from_tensors(&config, tensors, device, &path.display().to_string())
+        let tensors = read_safetensors(&path, "the CLIP text encoder weights")?;
+        Self::from_tensors(&config, tensors, device, dtype, &path.display().to_string())
     }
 
-    /// A model from checkpoint tensors (names with or without the `text_model.` prefix).
+    /// A model from checkpoint tensors (names with or without the `text_model.` prefix),
+    /// weights as `dtype` on `device`.
     pub fn from_tensors(
         config: &ClipTextConfig,
         tensors: std::collections::HashMap<String, Tensor>,
         device: &Device,
+        dtype: DType,
         origin: &str,
     ) -> Result<Self, SdError> {
         let activation = config.check(origin)?;
         let prefixed = tensors.contains_key("text_model.embeddings.token_embedding.weight");
         let has_projection = tensors.contains_key("text_projection.weight");
-        build_checked(tensors, device, origin, &["position_ids"], |vb| {
+        build_checked(tensors, device, dtype, origin, &["position_ids"], |vb| {
             let text = if prefixed {
                 vb.pp("text_model")
             } else {
@@ -240,6 +248,11 @@ impl ClipTextModel {
 
     pub fn config(&self) -> &ClipTextConfig {
         &self.config
+    }
+
+    /// The weights' dtype, in which embeddings and hidden states come out.
+    pub fn dtype(&self) -> DType {
+        self.token_embedding.dtype()
     }
 
     /// The frozen token-embedding table `[vocab_size, D]` (e.g. to initialise a concept row
@@ -305,8 +318,9 @@ impl ClipTextModel {
                 .iter()
                 .map(|&id| if id == concept.id { 1.0 } else { 0.0 })
                 .collect();
-            let mask = Tensor::from_vec(mask, (b, l, 1), device)?;
-            let row = concept.row.reshape((1, 1, d))?;
+            let mask = Tensor::from_vec(mask, (b, l, 1), device)?.to_dtype(self.dtype())?;
+            // A concept row (learned in f32) joins a half-precision table in its dtype.
+            let row = concept.row.to_dtype(self.dtype())?.reshape((1, 1, d))?;
             // Where the mask is 1 the table row is replaced by the concept row.
             embeds = (embeds.broadcast_mul(&(1.0 - &mask)?)? + mask.broadcast_mul(&row)?)?;
         }
@@ -334,7 +348,9 @@ impl ClipTextModel {
             ));
         }
         let positions = self.position_embedding.narrow(0, 0, l)?.unsqueeze(0)?;
-        let mut x = inputs_embeds.broadcast_add(&positions)?;
+        let mut x = inputs_embeds
+            .to_dtype(self.dtype())?
+            .broadcast_add(&positions)?;
         let mask = causal_mask(l, inputs_embeds.device())?;
         let last = self.layers.len() - 1;
         let mut penultimate = None;

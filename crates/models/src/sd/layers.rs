@@ -6,8 +6,12 @@
 //! `layer_norm`, `softmax_last_dim` and `sdpa` have none, and textual inversion trains a
 //! token embedding through the CLIP text encoder, so a fused op would silently cut the
 //! gradient (see the crate's design notes).
+//!
+//! Half-precision models (f16 / bf16 weights) compute layer-norm statistics and softmax in
+//! f32 and give the result back in their own dtype, as PyTorch's half kernels do; in an f32
+//! model every such cast is a no-op, so its numbers are unchanged.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 /// `torch.nn.Linear(in, out, bias)`: weight `[out, in]`, optional bias `[out]`.
@@ -71,16 +75,23 @@ impl LayerNorm {
 }
 
 impl Module for LayerNorm {
-    /// `[..., dim] -> [..., dim]`.
+    /// `[..., dim] -> [..., dim]`, computed in f32 (see the module docs).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&mean)?;
-        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        centered
-            .broadcast_div(&(var + self.eps)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        in_f32(x, |x| {
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let centered = x.broadcast_sub(&mean)?;
+            let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+            centered
+                .broadcast_div(&(var + self.eps)?.sqrt()?)?
+                .broadcast_mul(&self.weight.to_dtype(DType::F32)?)?
+                .broadcast_add(&self.bias.to_dtype(DType::F32)?)
+        })
     }
+}
+
+/// `f` applied to `x` in f32, the result cast back to `x`'s dtype (no-ops for f32 `x`).
+pub(crate) fn in_f32(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    f(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())
 }
 
 /// The activations the SD components use, by their config names.
@@ -116,6 +127,7 @@ impl Activation {
 
 /// `softmax(q k^T * scale + mask) v` per head, `q [B, H, Nq, d]`, `k, v [B, H, Nk, d]`,
 /// optional additive `mask` broadcastable to `[B, H, Nq, Nk]` -> `[B, H, Nq, d]`.
+/// The scores, mask and softmax are f32 whatever the model's dtype (see the module docs).
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -123,12 +135,14 @@ pub fn attention(
     scale: f64,
     mask: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let scores = (q.matmul(&k.t()?)? * scale)?;
+    let scores = (q.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
     let scores = match mask {
-        Some(m) => scores.broadcast_add(m)?,
+        Some(m) => scores.broadcast_add(&m.to_dtype(DType::F32)?)?,
         None => scores,
     };
-    candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(v)
+    candle_nn::ops::softmax(&scores, D::Minus1)?
+        .to_dtype(v.dtype())?
+        .matmul(v)
 }
 
 /// `[B, N, heads * d] -> [B, heads, N, d]` (contiguous, for matmul).

@@ -444,26 +444,34 @@ pub struct UNet2DConditionModel {
     conv_out: Conv2d,
     /// Cross-attention width the text embeddings must have (the first block's).
     context_dim: usize,
+    /// The weights' dtype, in which the network computes (norms and softmax in f32).
+    dtype: DType,
 }
 
 impl UNet2DConditionModel {
     /// Loads a diffusers `UNet2DConditionModel` folder (`config.json` +
     /// `diffusion_pytorch_model.safetensors`, e.g. SD's `unet/`) onto `device`, as f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, SdError> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the weights converted to `dtype` (f32, f16 or bf16).
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, SdError> {
         let config_path = dir.join(UNET_CONFIG_FILE);
         let config: UNet2DConditionConfig = read_json(&config_path, "UNet2DConditionModel")?;
         // A config this port cannot run is reported before the weights are read.
         config.check(&config_path.display().to_string())?;
         let path = first_existing(dir, &UNET_WEIGHTS_FILES);
-        let tensors = read_safetensors(&path, "the UNet weights", device)?;
-        Self::from_tensors(&config, tensors, device, &path.display().to_string())
+        let tensors = read_safetensors(&path, "the UNet weights")?;
+        Self::from_tensors(&config, tensors, device, dtype, &path.display().to_string())
     }
 
-    /// A model from checkpoint tensors (diffusers names).
+    /// A model from checkpoint tensors (diffusers names), weights as `dtype` on `device`.
     pub fn from_tensors(
         config: &UNet2DConditionConfig,
         tensors: HashMap<String, Tensor>,
         device: &Device,
+        dtype: DType,
         origin: &str,
     ) -> Result<Self, SdError> {
         let plan = config.check(origin)?;
@@ -473,7 +481,7 @@ impl UNet2DConditionModel {
             config.freq_shift,
             device,
         )?;
-        build_checked(tensors, device, origin, &[], |vb| {
+        build_checked(tensors, device, dtype, origin, &[], |vb| {
             Self::build(config, &plan, time_proj, vb)
         })
     }
@@ -617,6 +625,7 @@ impl UNet2DConditionModel {
                 vb.pp("conv_out"),
             )?,
             context_dim: plan.cross[0],
+            dtype: vb.dtype(),
         })
     }
 
@@ -624,9 +633,15 @@ impl UNet2DConditionModel {
         &self.config
     }
 
+    /// The weights' dtype; inputs are cast to it and outputs come back in it.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// The prediction for `sample [B, in_channels, H, W]` at `timesteps` (a scalar or `[B]`,
     /// any numeric dtype; SD passes integers 0..999) with text embeddings
-    /// `context [B, L, cross_attention_dim]` -> `[B, out_channels, H, W]`.
+    /// `context [B, L, cross_attention_dim]` -> `[B, out_channels, H, W]`. Sample and
+    /// context are cast to [`Self::dtype`], in which the prediction comes back.
     pub fn forward(
         &self,
         sample: &Tensor,
@@ -665,16 +680,20 @@ impl UNet2DConditionModel {
                 ))
             }
         };
+        // The sinusoid is f32 (one ulp matters at t ~ 1000); the MLP runs in the weights' dtype.
         let time_proj = self.time_proj.forward(&t)?;
+        let features = time_proj.to_dtype(self.dtype)?;
         let time_embedding = self
             .time_linear_2
-            .forward(&self.time_linear_1.forward(&time_proj)?.silu()?)?;
+            .forward(&self.time_linear_1.forward(&features)?.silu()?)?;
         let temb_act = time_embedding.silu()?;
 
+        let sample = sample.to_dtype(self.dtype)?;
+        let context = &context.to_dtype(self.dtype)?;
         let x = if self.config.center_input_sample {
             ((sample * 2.0)? - 1.0)?
         } else {
-            sample.clone()
+            sample
         };
         let conv_in = self.conv_in.forward(&x)?;
         let mut skips = vec![conv_in.clone()];

@@ -10,12 +10,15 @@
 //! (`query`, `key`, `value`, `proj_attn`) are renamed on load as diffusers does.
 //!
 //! Latent conventions: SD 1.x `latent = mean * scaling_factor`; SD3 (`shift_factor`)
-//! `latent = (mean - shift) * scaling_factor`; decoding inverts that.
+//! `latent = (mean - shift) * scaling_factor`; decoding inverts that. The scaled API
+//! ([`AutoencoderKl::encode_scaled`], [`AutoencoderKl::decode_scaled`]) takes and gives f32
+//! whatever the weights' dtype, and scales in f32; `encode` / `decode` compute in the
+//! weights' dtype.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
@@ -395,25 +398,33 @@ pub struct AutoencoderKl {
     decoder: Coder,
     quant_conv: Option<Conv2d>,
     post_quant_conv: Option<Conv2d>,
+    /// The weights' dtype, in which the network computes (norms and softmax in f32).
+    dtype: DType,
 }
 
 impl AutoencoderKl {
     /// Loads a diffusers `AutoencoderKL` folder (`config.json` +
     /// `diffusion_pytorch_model.safetensors`, e.g. SD's `vae/`) onto `device`, as f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, SdError> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the weights converted to `dtype` (f32, f16 or bf16).
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, SdError> {
         let config_path = dir.join(VAE_CONFIG_FILE);
         let config: VaeConfig = read_json(&config_path, "AutoencoderKL")?;
         config.check(&config_path.display().to_string())?;
         let path = first_existing(dir, &VAE_WEIGHTS_FILES);
-        let tensors = read_safetensors(&path, "the VAE weights", device)?;
-        Self::from_tensors(&config, tensors, device, &path.display().to_string())
+        let tensors = read_safetensors(&path, "the VAE weights")?;
+        Self::from_tensors(&config, tensors, device, dtype, &path.display().to_string())
     }
 
-    /// A VAE from checkpoint tensors (diffusers names).
+    /// A VAE from checkpoint tensors (diffusers names), weights as `dtype` on `device`.
     pub fn from_tensors(
         config: &VaeConfig,
         tensors: HashMap<String, Tensor>,
         device: &Device,
+        dtype: DType,
         origin: &str,
     ) -> Result<Self, SdError> {
         config.check(origin)?;
@@ -421,7 +432,7 @@ impl AutoencoderKl {
             .into_iter()
             .map(|(name, t)| (modern_attention_name(&name), t))
             .collect();
-        build_checked(tensors, device, origin, &[], |vb| {
+        build_checked(tensors, device, dtype, origin, &[], |vb| {
             let latent2 = 2 * config.latent_channels;
             let l = config.latent_channels;
             Ok(Self {
@@ -438,12 +449,18 @@ impl AutoencoderKl {
                 } else {
                     None
                 },
+                dtype: vb.dtype(),
             })
         })
     }
 
     pub fn config(&self) -> &VaeConfig {
         &self.config
+    }
+
+    /// The weights' dtype: `encode` and `decode` cast their input to it and answer in it.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// `image [B, C, H, W]` in [-1, 1] (H, W multiples of the downscale factor) -> the
@@ -466,7 +483,7 @@ impl AutoencoderKl {
                 ),
             ));
         }
-        let mut moments = self.encoder.forward(image)?;
+        let mut moments = self.encoder.forward(&image.to_dtype(self.dtype)?)?;
         if let Some(q) = &self.quant_conv {
             moments = q.forward(&moments)?;
         }
@@ -495,17 +512,18 @@ impl AutoencoderKl {
                 ),
             ));
         }
+        let latent = latent.to_dtype(self.dtype)?;
         let z = match &self.post_quant_conv {
-            Some(p) => p.forward(latent)?,
-            None => latent.clone(),
+            Some(p) => p.forward(&latent)?,
+            None => latent,
         };
         Ok(self.decoder.forward(&z)?)
     }
 
     /// The diffusion model's latent of `image`: the posterior mean, shifted and scaled
-    /// (`(mean - shift_factor) * scaling_factor`; SD 1.x: `mean * 0.18215`).
+    /// (`(mean - shift_factor) * scaling_factor`; SD 1.x: `mean * 0.18215`), in f32.
     pub fn encode_scaled(&self, image: &Tensor) -> Result<Tensor, SdError> {
-        let mean = self.encode(image)?.mean;
+        let mean = self.encode(image)?.mean.to_dtype(DType::F32)?;
         self.scale_latent(&mean)
     }
 
@@ -518,16 +536,17 @@ impl AutoencoderKl {
         Ok((shifted * self.config.scaling_factor)?)
     }
 
-    /// Decodes a diffusion-model latent: `decode(latent / scaling_factor + shift_factor)`.
+    /// Decodes a diffusion-model latent: `decode(latent / scaling_factor + shift_factor)`,
+    /// unscaled in f32; the pixels come back as f32.
     pub fn decode_scaled(&self, latent: &Tensor) -> Result<Tensor, SdError> {
         // A true division, as PyTorch's `latent / scaling_factor`.
         let scale = Tensor::new(self.config.scaling_factor as f32, latent.device())?;
-        let unscaled = latent.broadcast_div(&scale)?;
+        let unscaled = latent.to_dtype(DType::F32)?.broadcast_div(&scale)?;
         let unscaled = match self.config.shift_factor {
             Some(s) => (unscaled + s)?,
             None => unscaled,
         };
-        self.decode(&unscaled)
+        Ok(self.decode(&unscaled)?.to_dtype(DType::F32)?)
     }
 }
 

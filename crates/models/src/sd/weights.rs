@@ -1,7 +1,8 @@
 //! Reading a diffusers / transformers component folder: `config.json` and one safetensors file,
-//! weights converted to f32, handed to the model through a [`VarBuilder`] that records every
-//! name taken and the first problem met, so loading ends in a typed error naming the file
-//! and the weight (missing, wrong shape, or left over).
+//! weights converted to the model's dtype (f32 unless asked otherwise) as they are taken,
+//! handed to the model through a [`VarBuilder`] that records every name taken and the first
+//! problem met, so loading ends in a typed error naming the file and the weight (missing,
+//! wrong shape, or left over).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -53,14 +54,15 @@ pub(crate) fn first_existing(dir: &Path, names: &[&str]) -> PathBuf {
         .unwrap_or_else(|| dir.join(names.first().copied().unwrap_or_default()))
 }
 
-/// The tensors of a safetensors file, as f32 on `device`.
+/// The tensors of a safetensors file, on the CPU in the file's float dtype (f32, f16 or
+/// bf16; anything else is an error). [`build_checked`] converts each to the model's dtype
+/// and then moves it to the model's device, so a GPU never holds a second copy.
 pub(crate) fn read_safetensors(
     path: &Path,
     what: &str,
-    device: &Device,
 ) -> Result<HashMap<String, Tensor>, SdError> {
     let bytes = read_bytes(path, what)?;
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| {
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
         SdError::Safetensors {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -76,7 +78,7 @@ pub(crate) fn read_safetensors(
                 dtype: format!("{:?}", tensor.dtype()),
             });
         }
-        out.insert(name, tensor.to_dtype(DType::F32)?);
+        out.insert(name, tensor);
     }
     Ok(out)
 }
@@ -159,10 +161,11 @@ impl SimpleBackend for RecordingSource {
 /// Builds a model from checkpoint tensors and checks that every tensor was used exactly as
 /// the config asks: a missing weight, a wrong shape or a weight left over is a typed error
 /// naming `origin` (the file). Names in `ignored` (buffers such as `position_ids`) may be
-/// left over.
+/// left over. Every weight is converted to `dtype` (a sub-builder may ask for another).
 pub(crate) fn build_checked<M>(
     tensors: HashMap<String, Tensor>,
     device: &Device,
+    dtype: DType,
     origin: &str,
     ignored: &[&str],
     build: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<M>,
@@ -173,7 +176,7 @@ pub(crate) fn build_checked<M>(
         tensors,
         record: record.clone(),
     };
-    let vb = VarBuilder::from_backend(Box::new(source), DType::F32, device.clone());
+    let vb = VarBuilder::from_backend(Box::new(source), dtype, device.clone());
     let built = build(vb);
     let record = record
         .lock()

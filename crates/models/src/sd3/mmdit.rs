@@ -14,16 +14,19 @@
 //!
 //! The model predicts the flow velocity `noise - x0` at `timestep = sigma * 1000`, which is
 //! this project's convention as is.
+//!
+//! Weights may be f16 / bf16 ([`Sd3Transformer2DModel::load_as`]): inputs are cast to the
+//! weights' dtype, the timestep sinusoid, the layer norms and the softmax run in f32.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::sd::error::SdError;
-use crate::sd::layers::{attention, merge_heads, split_heads, Linear};
+use crate::sd::layers::{attention, in_f32, merge_heads, split_heads, Linear};
 use crate::sd::unet_cond::TimeProj;
 use crate::sd::weights::{build_checked, first_existing, read_json, read_safetensors};
 use crate::unet::layers::Conv2d;
@@ -178,12 +181,14 @@ pub struct Sd3Intermediates {
     pub sample: Tensor,
 }
 
-/// `nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)` over the last axis.
+/// `nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)` over the last axis, in f32.
 fn layer_norm(x: &Tensor) -> candle_core::Result<Tensor> {
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centered = x.broadcast_sub(&mean)?;
-    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-    centered.broadcast_div(&(var + NORM_EPS)?.sqrt()?)
+    in_f32(x, |x| {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centered = x.broadcast_sub(&mean)?;
+        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        centered.broadcast_div(&(var + NORM_EPS)?.sqrt()?)
+    })
 }
 
 /// `x * (1 + scale[:, None]) + shift[:, None]` for `x [B, N, D]`, `scale, shift [B, D]`.
@@ -382,30 +387,38 @@ pub struct Sd3Transformer2DModel {
     /// `AdaLayerNormContinuous`: `silu(temb) -> [scale, shift]`.
     norm_out: Linear,
     proj_out: Linear,
+    /// The weights' dtype, in which the network computes.
+    dtype: DType,
 }
 
 impl Sd3Transformer2DModel {
     /// Loads a diffusers `SD3Transformer2DModel` folder (`config.json` +
     /// `diffusion_pytorch_model.safetensors`, SD3's `transformer/`) onto `device`, as f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, SdError> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the weights converted to `dtype` (f32, f16 or bf16).
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, SdError> {
         let config_path = dir.join(TRANSFORMER_CONFIG_FILE);
         let config: Sd3TransformerConfig = read_json(&config_path, "SD3Transformer2DModel")?;
         config.check(&config_path.display().to_string())?;
         let path = first_existing(dir, &TRANSFORMER_WEIGHTS_FILES);
-        let tensors = read_safetensors(&path, "the SD3 transformer weights", device)?;
-        Self::from_tensors(&config, tensors, device, &path.display().to_string())
+        let tensors = read_safetensors(&path, "the SD3 transformer weights")?;
+        Self::from_tensors(&config, tensors, device, dtype, &path.display().to_string())
     }
 
-    /// A model from checkpoint tensors (diffusers names).
+    /// A model from checkpoint tensors (diffusers names), weights as `dtype` on `device`.
     pub fn from_tensors(
         config: &Sd3TransformerConfig,
         tensors: HashMap<String, Tensor>,
         device: &Device,
+        dtype: DType,
         origin: &str,
     ) -> Result<Self, SdError> {
         config.check(origin)?;
         let time_proj = TimeProj::new(TIME_PROJ_DIM, true, 0.0, device)?;
-        build_checked(tensors, device, origin, &[], |vb| {
+        build_checked(tensors, device, dtype, origin, &[], |vb| {
             Self::build(config, time_proj, vb)
         })
     }
@@ -445,11 +458,17 @@ impl Sd3Transformer2DModel {
             blocks,
             norm_out: Linear::new(dim, 2 * dim, vb.pp("norm_out.linear"))?,
             proj_out: Linear::new(dim, p * p * c.out_channels(), vb.pp("proj_out"))?,
+            dtype: vb.dtype(),
         })
     }
 
     pub fn config(&self) -> &Sd3TransformerConfig {
         &self.config
+    }
+
+    /// The weights' dtype: inputs are cast to it and outputs come back in it.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// `PatchEmbed`: `x [B, C, H, W] -> [B, (H/p)(W/p), inner]`, the patch conv plus the
@@ -478,7 +497,7 @@ impl Sd3Transformer2DModel {
         let (gh, gw) = (h / p, w / p);
         let tokens = self
             .patch_proj
-            .forward(x)?
+            .forward(&x.to_dtype(self.dtype)?)?
             .flatten_from(2)?
             .transpose(1, 2)?;
         let dim = self.config.inner_dim();
@@ -494,15 +513,17 @@ impl Sd3Transformer2DModel {
     /// `temb [B, inner]` = timestep MLP of the 256-dim sinusoid of `timestep [B]` plus
     /// the MLP of `pooled [B, pooled_projection_dim]`.
     pub fn time_text_embed(&self, timestep: &Tensor, pooled: &Tensor) -> Result<Tensor, SdError> {
-        let t = self
-            .timestep_embedder
-            .forward(&self.time_proj.forward(timestep)?)?;
-        Ok((t + self.text_embedder.forward(pooled)?)?)
+        // The sinusoid is f32; the MLPs run in the weights' dtype.
+        let features = self.time_proj.forward(timestep)?.to_dtype(self.dtype)?;
+        let t = self.timestep_embedder.forward(&features)?;
+        Ok((t + self.text_embedder.forward(&pooled.to_dtype(self.dtype)?)?)?)
     }
 
     /// `context_embedder`: `[B, L, joint_attention_dim] -> [B, L, inner]`.
     pub fn context_embed(&self, context: &Tensor) -> Result<Tensor, SdError> {
-        Ok(self.context_embedder.forward(context)?)
+        Ok(self
+            .context_embedder
+            .forward(&context.to_dtype(self.dtype)?)?)
     }
 
     /// The velocity `[B, C_out, H, W]` of `x [B, C, H, W]` at `timestep [B]` (f32,

@@ -12,6 +12,11 @@
 //! SelfAttention.{q,k,v,o}.weight`, ...); the tied `encoder.embed_tokens.weight` is taken
 //! when `shared.weight` is absent. Sharded checkpoints (`model.safetensors.index.json`)
 //! are read shard by shard. SD3 passes no attention mask: pads are attended to.
+//!
+//! Half precision follows transformers: the residual stream stays f32 (T5's activations
+//! overflow f16), the norms compute in f32 and hand the layers the weights' dtype, and in
+//! an f16 model the output projection `wo` of each feed-forward block keeps f32 weights
+//! (transformers' `_keep_in_fp32_modules`). In an f32 model every cast is a no-op.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -151,9 +156,12 @@ impl RmsNorm {
         })
     }
 
+    /// Normalised in f32, scaled in the weight's dtype (which the result has).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?;
         let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
         x.broadcast_div(&(variance + self.eps)?.sqrt()?)?
+            .to_dtype(self.weight.dtype())?
             .broadcast_mul(&self.weight)
     }
 }
@@ -226,6 +234,8 @@ struct FeedForward {
     /// The linear (ungated) branch of a gated block.
     wi_1: Option<Linear>,
     wo: Linear,
+    /// The dtype of `wo`'s weights: f32 in an f16 model, else the model's.
+    wo_dtype: DType,
     activation: T5Activation,
 }
 
@@ -244,21 +254,28 @@ impl FeedForward {
         } else {
             (Linear::no_bias(c.d_model, c.d_ff, vb.pp("wi"))?, None)
         };
+        // Its output overflows f16 in real T5 checkpoints.
+        let wo_dtype = match vb.dtype() {
+            DType::F16 => DType::F32,
+            other => other,
+        };
         Ok(Self {
             wi,
             wi_1,
-            wo: Linear::no_bias(c.d_ff, c.d_model, vb.pp("wo"))?,
+            wo: Linear::no_bias(c.d_ff, c.d_model, vb.pp("wo").set_dtype(wo_dtype))?,
+            wo_dtype,
             activation,
         })
     }
 
+    /// `[B, L, d_model]` in the model's dtype -> `[B, L, d_model]` in `wo`'s dtype.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let h = self.activation.apply(&self.wi.forward(x)?)?;
         let h = match &self.wi_1 {
             Some(linear) => (h * linear.forward(x)?)?,
             None => h,
         };
-        self.wo.forward(&h)
+        self.wo.forward(&h.to_dtype(self.wo_dtype)?)
     }
 }
 
@@ -272,11 +289,14 @@ struct Block {
 }
 
 impl Block {
+    /// `x [B, L, d_model]` the f32 residual stream -> the same.
     fn forward(&self, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
-        let x = (x + self
+        let attended = self
             .attention
-            .forward(&self.attention_norm.forward(x)?, bias)?)?;
-        &x + self.ff.forward(&self.ff_norm.forward(&x)?)?
+            .forward(&self.attention_norm.forward(x)?, bias)?;
+        let x = (x + attended.to_dtype(DType::F32)?)?;
+        let fed = self.ff.forward(&self.ff_norm.forward(&x)?)?;
+        &x + fed.to_dtype(DType::F32)?
     }
 }
 
@@ -294,26 +314,33 @@ impl T5EncoderModel {
     /// Loads a transformers `T5EncoderModel` folder (`config.json` + `model.safetensors`,
     /// or shards listed in `model.safetensors.index.json`) onto `device`, as f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, SdError> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the weights converted to `dtype` (f32, f16 or bf16; see the
+    /// module docs for what stays f32).
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, SdError> {
         let config_path = dir.join(T5_CONFIG_FILE);
         let config: T5Config = read_json(&config_path, "T5 encoder")?;
         let files = weight_files(dir)?;
         let mut tensors = HashMap::new();
         for file in &files {
-            tensors.extend(read_safetensors(file, "the T5 encoder weights", device)?);
+            tensors.extend(read_safetensors(file, "the T5 encoder weights")?);
         }
         let origin = files
             .iter()
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        Self::from_tensors(&config, tensors, device, &origin)
+        Self::from_tensors(&config, tensors, device, dtype, &origin)
     }
 
-    /// An encoder from checkpoint tensors (transformers names).
+    /// An encoder from checkpoint tensors (transformers names), weights as `dtype`.
     pub fn from_tensors(
         config: &T5Config,
         mut tensors: HashMap<String, Tensor>,
         device: &Device,
+        dtype: DType,
         origin: &str,
     ) -> Result<Self, SdError> {
         let (activation, gated) = config.feed_forward(origin)?;
@@ -323,7 +350,7 @@ impl T5EncoderModel {
                 tensors.insert(SHARED.into(), tied);
             }
         }
-        build_checked(tensors, device, origin, &[TIED], |vb| {
+        build_checked(tensors, device, dtype, origin, &[TIED], |vb| {
             let blocks = (0..config.num_layers)
                 .map(|i| {
                     let layer = vb.pp("encoder.block").pp(i).pp("layer");
@@ -362,7 +389,8 @@ impl T5EncoderModel {
         &self.config
     }
 
-    /// `ids [B, L]` (u8, u32 or i64) `-> last_hidden_state [B, L, d_model]`, no mask.
+    /// `ids [B, L]` (u8, u32 or i64) `-> last_hidden_state [B, L, d_model]` in the weights'
+    /// dtype, no mask.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor, SdError> {
         let (b, l) = ids
             .dims2()
@@ -382,7 +410,8 @@ impl T5EncoderModel {
         let mut x = self
             .shared
             .index_select(&flat, 0)?
-            .reshape((b, l, self.config.d_model))?;
+            .reshape((b, l, self.config.d_model))?
+            .to_dtype(DType::F32)?;
         let bias = self.position_bias(l, ids.device())?;
         for block in &self.blocks {
             x = block.forward(&x, &bias)?;

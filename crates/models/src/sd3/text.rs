@@ -11,10 +11,13 @@
 //! Each CLIP reuses [`crate::sd::ClipTextModel`] (which already carries the projection and
 //! the penultimate state) and [`crate::sd::ClipTokenizer`] (which reads CLIP-G's `"!"` pad
 //! token from `tokenizer_config.json`).
+//!
+//! Every encoder loads in one dtype ([`Sd3TextEncoders::load_as`]); the conditioning comes
+//! out in it.
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 
 use super::t5::T5EncoderModel;
 use super::t5_tokenizer::T5Tokenizer;
@@ -49,8 +52,13 @@ pub struct ClipWithProjection {
 }
 
 impl ClipWithProjection {
-    fn load(tokenizer: &Path, encoder: &Path, device: &Device) -> Result<Self, SdError> {
-        let encoder_model = ClipTextModel::load(encoder, device)?;
+    fn load(
+        tokenizer: &Path,
+        encoder: &Path,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, SdError> {
+        let encoder_model = ClipTextModel::load_as(encoder, device, dtype)?;
         if !encoder_model.has_projection() {
             return Err(SdError::unsupported(
                 encoder.display().to_string(),
@@ -110,18 +118,33 @@ impl Sd3TextEncoders {
     /// Loads the tokenizers and encoders of the pipeline folder `dir`. `joint_dim` is the
     /// transformer's `joint_attention_dim`; T5 is optional (no `text_encoder_3/`).
     pub fn load(dir: &Path, joint_dim: usize, device: &Device) -> Result<Self, SdError> {
-        let clip_l =
-            ClipWithProjection::load(&dir.join("tokenizer"), &dir.join("text_encoder"), device)?;
+        Self::load_as(dir, joint_dim, device, DType::F32)
+    }
+
+    /// [`Self::load`] with every encoder's weights as `dtype` (f32, f16 or bf16).
+    pub fn load_as(
+        dir: &Path,
+        joint_dim: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, SdError> {
+        let clip_l = ClipWithProjection::load(
+            &dir.join("tokenizer"),
+            &dir.join("text_encoder"),
+            device,
+            dtype,
+        )?;
         let clip_g = ClipWithProjection::load(
             &dir.join("tokenizer_2"),
             &dir.join("text_encoder_2"),
             device,
+            dtype,
         )?;
         let t5_dir = dir.join("text_encoder_3");
         let t5 = if t5_dir.is_dir() {
             Some(T5Text {
                 tokenizer: T5Tokenizer::load(&dir.join("tokenizer_3"))?,
-                encoder: T5EncoderModel::load(&t5_dir, device)?,
+                encoder: T5EncoderModel::load_as(&t5_dir, device, dtype)?,
             })
         } else {
             None
@@ -173,7 +196,7 @@ impl Sd3TextEncoders {
                     super::t5_tokenizer::T5_MAX_LENGTH,
                     self.joint_dim,
                 ),
-                candle_core::DType::F32,
+                self.clip_l.encoder.dtype(),
                 &self.device,
             )?),
         }

@@ -6,7 +6,7 @@
 //! `to_k`, `to_v`, `to_out.0`. Softmax is candle's composite `ops::softmax` (max, sub, exp,
 //! sum, div), which has a backward pass; the fused `softmax_last_dim`/`sdpa` have none.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::layers::{GroupNorm, Linear};
@@ -68,9 +68,9 @@ impl SpatialAttention {
         let k = self.split_heads(&self.to_k.forward(&tokens)?, b, n)?;
         let v = self.split_heads(&self.to_v.forward(&tokens)?, b, n)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        // [B, heads, N, N]
-        let scores = (q.matmul(&k.t()?)? * scale)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        // [B, heads, N, N], in f32 whatever the weights' dtype (a no-op for f32).
+        let scores = (q.matmul(&k.t()?)?.to_dtype(DType::F32)? * scale)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(v.dtype())?;
         // [B, heads, N, d] -> [B, N, heads * d]
         let attended =
             probs

@@ -146,6 +146,12 @@ impl UNet2DModel {
     /// Loads a diffusers `UNet2DModel` directory (`config.json` +
     /// `diffusion_pytorch_model.safetensors`) onto `device`, weights as f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, UnetError> {
+        Self::load_as(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the weights converted to `dtype` (f32, f16 or bf16; half
+    /// precision is meant for GPUs and for inference only).
+    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, UnetError> {
         let config = read_config(dir)?;
         let path = dir.join(WEIGHTS_FILE);
         let hint = if dir.join(PICKLE_WEIGHTS_FILE).exists() {
@@ -157,7 +163,7 @@ impl UNet2DModel {
         let bytes = read_file(&path, hint)?;
         let tensors = decode_weights(&bytes, &path, device)?;
         let origin = path.display().to_string();
-        let mut model = Self::from_tensors_named(&config, tensors, device, &origin)?;
+        let mut model = Self::from_tensors_named(&config, tensors, device, dtype, &origin)?;
         model.weights_sha256 = Some(sha256_hex(&bytes));
         Ok(model)
     }

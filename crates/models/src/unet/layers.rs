@@ -16,8 +16,13 @@
 //! so that a model built from a seeded `VarMap` starts where a PyTorch model would:
 //! `kaiming_uniform_(a = sqrt 5)` for conv/linear weights, which is `U(-1/sqrt(fan_in),
 //! 1/sqrt(fan_in))`, the same bound for biases, `N(0, 1)` for embeddings, ones/zeros for norms.
+//!
+//! The kernels take f32. Half-precision weights (pretrained models loaded as f16 / bf16)
+//! run convolutions and linear layers on candle's own ops in their dtype (except bf16
+//! convolutions on the CPU, which candle lacks: they run widened to f32), and group norms
+//! in f32 (statistics of half values lose too much), cast back to the input's dtype.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 /// PyTorch's default bound for conv/linear weights and biases: `1 / sqrt(fan_in)`.
@@ -61,6 +66,19 @@ impl Conv2d {
 
     /// `[B, C_in, H, W] -> [B, C_out, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dtype() == DType::BF16 && x.device().is_cpu() {
+            // candle's CPU conv2d has no bf16 product: widen to f32 as its bf16 matmul does.
+            let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+            let (w, b) = (f32(&self.weight)?, f32(&self.bias)?);
+            return semaug_kernels::conv2d(&f32(x)?, &w, Some(&b), self.stride, self.padding)?
+                .to_dtype(DType::BF16);
+        }
+        if x.dtype() != DType::F32 {
+            let c_out = self.bias.dim(0)?;
+            return x
+                .conv2d(&self.weight, self.padding, self.stride, 1, 1)?
+                .broadcast_add(&self.bias.reshape((1, c_out, 1, 1))?);
+        }
         semaug_kernels::conv2d(x, &self.weight, Some(&self.bias), self.stride, self.padding)
     }
 
@@ -68,6 +86,9 @@ impl Conv2d {
     /// neighbour, `[B, C, H, W] -> [B, C_out, 2H, 2W]`, as one folded kernel that never
     /// builds the upsampled tensor (diffusers `Upsample2D`).
     pub fn forward_upsampled(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dtype() != DType::F32 {
+            return self.forward(&upsample_nearest_2x(x)?);
+        }
         semaug_kernels::upsample2x_conv3x3(x, &self.weight, Some(&self.bias))
     }
 }
@@ -104,7 +125,7 @@ impl GroupNorm {
 
 /// Group norm over `[B, C, H, W]` (statistics per sample and group, biased variance, as
 /// PyTorch), affine per channel, optionally followed by SiLU: one fused kernel with its own
-/// backward.
+/// backward. A half-precision `x` is normalised in f32 and the result cast back.
 pub fn group_norm_act(
     x: &Tensor,
     weight: &Tensor,
@@ -113,6 +134,18 @@ pub fn group_norm_act(
     eps: f64,
     silu: bool,
 ) -> Result<Tensor> {
+    if x.dtype() != DType::F32 {
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+        return semaug_kernels::group_norm(
+            &f32(x)?,
+            groups,
+            &f32(weight)?,
+            &f32(bias)?,
+            eps,
+            silu,
+        )?
+        .to_dtype(x.dtype());
+    }
     semaug_kernels::group_norm(x, groups, weight, bias, eps, silu)
 }
 
@@ -139,6 +172,20 @@ impl Linear {
     /// rows picks its kernel (and so its summation order) by row count, which changes the
     /// last bits with the batch size.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dtype() != DType::F32 {
+            // Half precision: one product over all rows (batch invariance is an f32 promise).
+            let Some((&in_features, lead)) = x.dims().split_last() else {
+                candle_core::bail!("linear: a scalar input has no feature axis")
+            };
+            let rows: usize = lead.iter().product();
+            let mut out_dims = lead.to_vec();
+            out_dims.push(self.weight.dim(0)?);
+            return x
+                .reshape((rows, in_features))?
+                .matmul(&self.weight.t()?)?
+                .broadcast_add(&self.bias)?
+                .reshape(out_dims);
+        }
         semaug_kernels::linear(x, &self.weight, Some(&self.bias))
     }
 }

@@ -52,6 +52,8 @@ pub struct UNet2DModel {
     /// sha256 (hex) of the safetensors file this model was loaded from or last saved to.
     pub(crate) weights_sha256: Option<String>,
     device: Device,
+    /// The weights' dtype: f32, or f16 / bf16 for a pretrained model loaded for a GPU.
+    dtype: DType,
 }
 
 impl UNet2DModel {
@@ -62,17 +64,25 @@ impl UNet2DModel {
         tensors: HashMap<String, Tensor>,
         device: &Device,
     ) -> Result<Self, UnetError> {
-        Self::from_tensors_named(config, tensors, device, "<in-memory weights>")
+        Self::from_tensors_named(config, tensors, device, DType::F32, "<in-memory weights>")
     }
 
+    /// [`Self::from_tensors`] with the weights converted to `dtype` (f32, f16 or bf16).
     pub(crate) fn from_tensors_named(
         config: &UNet2DConfig,
         tensors: HashMap<String, Tensor>,
         device: &Device,
+        dtype: DType,
         origin: &str,
     ) -> Result<Self, UnetError> {
         config.validate()?;
-        let mut f32_tensors = HashMap::with_capacity(tensors.len());
+        if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(UnetError::input(
+                "dtype",
+                format!("{dtype:?}; a model computes in F32, F16 or BF16"),
+            ));
+        }
+        let mut converted = HashMap::with_capacity(tensors.len());
         for (name, tensor) in tensors {
             if !matches!(tensor.dtype(), DType::F32 | DType::F16 | DType::BF16) {
                 return Err(UnetError::WeightDtype {
@@ -81,10 +91,10 @@ impl UNet2DModel {
                     name,
                 });
             }
-            f32_tensors.insert(name, tensor.to_dtype(DType::F32)?);
+            converted.insert(name, tensor.to_dtype(dtype)?);
         }
-        let names: Vec<String> = f32_tensors.keys().cloned().collect();
-        let (vb, recorder) = TensorSource::builder(f32_tensors, device);
+        let names: Vec<String> = converted.keys().cloned().collect();
+        let (vb, recorder) = TensorSource::builder(converted, device, dtype);
         let model = Self::build_recorded(config, vb, &recorder, device, origin)?;
         let mut unused: Vec<String> = names
             .into_iter()
@@ -184,6 +194,7 @@ impl UNet2DModel {
             weights: BTreeMap::new(),
             weights_sha256: None,
             device: device.clone(),
+            dtype: vb.dtype(),
         })
     }
 
@@ -259,8 +270,8 @@ impl UNet2DModel {
 impl UNet2DModel {
     /// The model output (noise, velocity, ... whatever it was trained to predict).
     ///
-    /// * `sample`: `[B, in_channels, H, W]` f32, `H` and `W` multiples of
-    ///   [`UNet2DConfig::downsample_factor`].
+    /// * `sample`: `[B, in_channels, H, W]` f32 (f16 / bf16 accepted), `H` and `W`
+    ///   multiples of [`UNet2DConfig::downsample_factor`]; cast to the weights' dtype.
     /// * `timesteps`: float, `[B]` (one per sample), `[1]` or a scalar (broadcast). Used as
     ///   given (diffusers truncates a Python-number timestep to an integer; pass whole
     ///   numbers to reproduce that).
@@ -268,7 +279,7 @@ impl UNet2DModel {
     ///   class is the last row. Required by a class-conditional model, and must be `None` for
     ///   an unconditional one (as in diffusers).
     ///
-    /// Returns `[B, out_channels, H, W]`.
+    /// Returns `[B, out_channels, H, W]` in the weights' dtype ([`Self::dtype`]).
     pub fn forward(
         &self,
         sample: &Tensor,
@@ -290,7 +301,9 @@ impl UNet2DModel {
     ) -> Result<Conditioning, UnetError> {
         let t = self.broadcast_timesteps(timesteps, batch)?;
         let time_proj = self.time_proj.forward(&t)?;
-        let time_embedding = self.time_embedding.forward(&time_proj)?;
+        let time_embedding = self
+            .time_embedding
+            .forward(&time_proj.to_dtype(self.dtype)?)?;
         let class_embedding = match (&self.class_embedding, class_labels) {
             (Some(table), Some(labels)) => {
                 self.check_labels(labels, batch)?;
@@ -327,7 +340,8 @@ impl UNet2DModel {
     /// needs besides a class row (e.g. a learned concept row) added to it.
     pub fn time_embedding(&self, timesteps: &Tensor, batch: usize) -> Result<Tensor, UnetError> {
         let t = self.broadcast_timesteps(timesteps, batch)?;
-        Ok(self.time_embedding.forward(&self.time_proj.forward(&t)?)?)
+        let features = self.time_proj.forward(&t)?.to_dtype(self.dtype)?;
+        Ok(self.time_embedding.forward(&features)?)
     }
 
     /// The network given the conditioning vector directly: `sample [B, C_in, H, W]`,
@@ -346,13 +360,14 @@ impl UNet2DModel {
                 format!("shape {:?}, expected [{batch}, {temb}]", embedding.dims()),
             ));
         }
+        let sample = sample.to_dtype(self.dtype)?;
         let x = if self.config.center_input_sample {
             sample.affine(2.0, -1.0)?
         } else {
-            sample.clone()
+            sample
         };
         // silu(temb) is the same in every resnet: compute it once.
-        let temb_act = embedding.silu()?;
+        let temb_act = embedding.to_dtype(self.dtype)?.silu()?;
         let mut h = self.conv_in.forward(&x)?;
         let mut skips = vec![h.clone()];
         for block in &self.down_blocks {
@@ -391,10 +406,14 @@ impl UNet2DModel {
                 ),
             ));
         }
-        if sample.dtype() != DType::F32 {
+        if !matches!(sample.dtype(), DType::F32 | DType::F16 | DType::BF16) {
             return Err(UnetError::input(
                 "sample",
-                format!("dtype {:?}; the UNet computes in F32", sample.dtype()),
+                format!(
+                    "dtype {:?}; expected F32, F16 or BF16 (computed in the weights' {:?})",
+                    sample.dtype(),
+                    self.dtype
+                ),
             ));
         }
         Ok(dims[0])
@@ -456,6 +475,11 @@ impl UNet2DModel {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The weights' dtype, in which the network computes (norms and softmax in f32).
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Every parameter by its diffusers state-dict name.

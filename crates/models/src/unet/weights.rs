@@ -68,7 +68,7 @@ impl Recorder {
     }
 }
 
-/// Checkpoint tensors (already f32) by diffusers name.
+/// Checkpoint tensors (already in the model's dtype) by diffusers name.
 pub(crate) struct TensorSource {
     tensors: HashMap<String, Tensor>,
     recorder: Arc<Recorder>,
@@ -78,13 +78,14 @@ impl TensorSource {
     pub(crate) fn builder(
         tensors: HashMap<String, Tensor>,
         device: &Device,
+        dtype: DType,
     ) -> (VarBuilder<'static>, Arc<Recorder>) {
         let recorder = Arc::new(Recorder::default());
         let source = Self {
             tensors,
             recorder: recorder.clone(),
         };
-        let vb = VarBuilder::from_backend(Box::new(source), DType::F32, device.clone());
+        let vb = VarBuilder::from_backend(Box::new(source), dtype, device.clone());
         (vb, recorder)
     }
 }

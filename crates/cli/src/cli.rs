@@ -84,10 +84,24 @@ pub struct ModelArgs {
     /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Weights of a pretrained model: `f32`, or `f16` / `bf16`, meant for GPUs (half the
+    /// memory; on the CPU half precision is slower than f32). The networks compute in it
+    /// (norms and softmax in f32); the integration, noise and images stay f32 on the CPU.
+    /// The embedded model ignores it and runs in f32 on the CPU.
+    #[arg(long, value_enum, default_value_t = WeightsPrecision::F32)]
+    pub dtype: WeightsPrecision,
     /// Prompt of a text-conditioned model; `{class}` becomes the class name or its
     /// learned token. Default: `a photo of a {class}`.
     #[arg(long)]
     pub prompt: Option<String>,
+}
+
+/// `--dtype`: the dtype a pretrained model's weights are converted to at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsPrecision {
+    F32,
+    F16,
+    Bf16,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,10 @@ pub fn run(global: &Global, args: AugmentArgs) -> anyhow::Result<()> {
             // Part of the run's fingerprint: another prompt is another dataset.
             provenance.insert("prompt".into(), template.into());
         }
+        if let Some(dtype) = model.half_precision() {
+            // Half-precision weights give other bytes: not the same dataset either.
+            provenance.insert("dtype".into(), dtype.into());
+        }
         let conditions = model.conditions(&dataset.classes, global.quiet);
         Some((model, conditions))
     } else {

@@ -10,7 +10,7 @@ use semaug_models::flow_training::TrainImages;
 use semaug_models::pretrained::{concept_token, LoadedModel, SdConceptLearner};
 
 use super::model;
-use crate::cli::{Global, LearnConceptsArgs};
+use crate::cli::{Global, LearnConceptsArgs, WeightsPrecision};
 use crate::progress;
 use crate::UsageError;
 
@@ -27,6 +27,14 @@ pub fn run(global: &Global, args: LearnConceptsArgs) -> anyhow::Result<()> {
         return Err(UsageError(
             "--device: learn-concepts runs on the CPU for now (textual inversion needs \
              gradients through the device boundary)"
+                .into(),
+        )
+        .into());
+    }
+    if args.generator.dtype != WeightsPrecision::F32 {
+        return Err(UsageError(
+            "--dtype: learn-concepts trains in f32 (half-precision weights are for \
+             generation on a GPU)"
                 .into(),
         )
         .into());

@@ -1,22 +1,33 @@
-//! `--model`, `--device`, `--prompt`: find the model offline, load it, and condition it
-//! on a dataset's classes.
+//! `--model`, `--device`, `--dtype`, `--prompt`: find the model offline, load it, and
+//! condition it on a dataset's classes.
 
 use anyhow::Context;
-use candle_core::Device;
+use candle_core::{DType, Device};
 use semaug_core::Condition;
 use semaug_models::embedded::{shipped, EmbeddedGenerator};
 use semaug_models::pretrained::{self, parse_device, LoadedModel, OnDevice, PretrainedError};
 
-use crate::cli::ModelArgs;
+use crate::cli::{ModelArgs, WeightsPrecision};
 use crate::UsageError;
 
-/// A loaded generative model and the device its networks run on.
+/// A loaded generative model, the device its networks run on and their weights' dtype.
 pub struct Model {
     pub loaded: LoadedModel,
     device: Device,
+    precision: WeightsPrecision,
 }
 
 impl Model {
+    /// `f16` or `bf16` when the networks run in half precision (which changes the output
+    /// bytes, so it belongs in a run's fingerprint); `None` in f32.
+    pub fn half_precision(&self) -> Option<&'static str> {
+        match (&self.loaded, self.precision) {
+            (LoadedModel::Embedded(_), _) | (_, WeightsPrecision::F32) => None,
+            (_, WeightsPrecision::F16) => Some("f16"),
+            (_, WeightsPrecision::Bf16) => Some("bf16"),
+        }
+    }
+
     /// The model seen from the CPU (networks on `--device`).
     pub fn generator(&self) -> OnDevice<'_> {
         OnDevice::new(self.loaded.generator(), self.device.clone())
@@ -62,11 +73,12 @@ impl Model {
     }
 }
 
-/// Resolve and load `--model` on `--device`, with `--prompt` for text models.
+/// Resolve and load `--model` on `--device` with `--dtype` weights, with `--prompt` for
+/// text models.
 pub fn load(args: &ModelArgs) -> anyhow::Result<Model> {
     let device = parse_device(&args.device).map_err(UsageError)?;
     let resolved = pretrained::resolve(&args.model).map_err(|e| resolve_error(&args.model, e))?;
-    let mut loaded = pretrained::load(&resolved, &device)
+    let mut loaded = pretrained::load_as(&resolved, &device, dtype(args.dtype))
         .with_context(|| format!("cannot load model {}", args.model))?;
     // The embedded model is small and always runs on the CPU.
     let device = match loaded {
@@ -84,7 +96,20 @@ pub fn load(args: &ModelArgs) -> anyhow::Result<Model> {
             .set_prompt_template(template)
             .map_err(|e| UsageError(e.to_string()))?;
     }
-    Ok(Model { loaded, device })
+    Ok(Model {
+        loaded,
+        device,
+        precision: args.dtype,
+    })
+}
+
+/// The candle dtype of `--dtype`.
+pub fn dtype(precision: WeightsPrecision) -> DType {
+    match precision {
+        WeightsPrecision::F32 => DType::F32,
+        WeightsPrecision::F16 => DType::F16,
+        WeightsPrecision::Bf16 => DType::BF16,
+    }
 }
 
 /// A spec that names nothing usable is a usage error (exit 2); a model that is there

@@ -11,6 +11,7 @@
 mod common;
 
 mod corrupt;
+mod dtype;
 mod hub_cache;
 mod pipelines;
 

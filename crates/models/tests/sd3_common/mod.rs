@@ -2,66 +2,17 @@
 //! tensors and `suggested_atol`s, and the comparison that prints the measured difference.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+const FIXTURE: &str = "sd3-tiny";
 
-/// The diffusers `sd3-tiny` fixture (shared data beside the repository).
+#[path = "../golden_common/mod.rs"]
+mod golden;
+
+#[allow(unused_imports)]
+pub use golden::{atol, case_json, case_tensors, check, id_rows, max_abs_diff};
+
+/// The diffusers `sd3-tiny` fixture.
 pub fn sd3_tiny() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/sd3-tiny"
-    ))
-}
-
-/// The tensors of golden case `case`.
-pub fn case_tensors(case: &str) -> HashMap<String, Tensor> {
-    let path = sd3_tiny().join(format!("golden/{case}.safetensors"));
-    candle_core::safetensors::load(&path, &Device::Cpu).expect("golden case readable")
-}
-
-/// The JSON description of golden case `case`.
-pub fn case_json(case: &str) -> serde_json::Value {
-    let path = sd3_tiny().join(format!("golden/{case}.json"));
-    let text = std::fs::read_to_string(path).expect("case JSON readable");
-    serde_json::from_str(&text).expect("case JSON parses")
-}
-
-/// `suggested_atol` of output `output` of `case`.
-pub fn atol(case: &str, output: &str) -> f32 {
-    case_json(case)["outputs"][output]["suggested_atol"]
-        .as_f64()
-        .expect("suggested_atol present") as f32
-}
-
-/// max |a - b| over all elements (f32).
-pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.to_dtype(DType::F32).expect("f32");
-    let b = b.to_dtype(DType::F32).expect("f32");
-    (a - b)
-        .and_then(|d| d.abs())
-        .and_then(|d| d.flatten_all())
-        .and_then(|d| d.max(0))
-        .and_then(|d| d.to_scalar::<f32>())
-        .expect("difference computable")
-}
-
-/// Asserts `max |got - golden| <= suggested_atol` for `case`/`output`, printing both.
-pub fn check(case: &str, output: &str, got: &Tensor, golden: &Tensor) {
-    let diff = max_abs_diff(got, golden);
-    let tol = atol(case, output);
-    println!("{case}/{output}: max |rust - diffusers| = {diff:.3e} (atol {tol:.0e})");
-    assert!(
-        diff <= tol,
-        "{case}/{output}: max abs diff {diff} > atol {tol}"
-    );
-}
-
-/// The rows of an integer tensor as u32.
-pub fn id_rows(t: &Tensor) -> Vec<Vec<u32>> {
-    t.to_dtype(DType::U32)
-        .and_then(|t| t.to_vec2())
-        .expect("integer ids")
+    golden::fixture_dir()
 }

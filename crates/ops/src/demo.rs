@@ -47,8 +47,8 @@ const GAP: u32 = 4;
 /// The columns after the source, as (title, spec): specs parse with [`Method::parse`].
 pub fn column_specs() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("perturb delta 0.3", "perturb:delta=0.3,steps=10"),
-        ("perturb delta 1.0", "perturb:delta=1.0,steps=10"),
+        ("perturb delta 0.5", "perturb:delta=0.5,steps=10"),
+        ("perturb delta 0.7", "perturb:delta=0.7,steps=10"),
         ("splice 0.4", "splice:strength=0.4,steps=10,guidance=2"),
         ("splice 0.7", "splice:strength=0.7,steps=10,guidance=2"),
         (

@@ -28,7 +28,7 @@ pub struct PerturbConfig {
 impl Default for PerturbConfig {
     fn default() -> Self {
         Self {
-            delta: 0.3,
+            delta: 0.5,
             invert_to: Strength::FULL,
             renormalize: true,
             sampling: Sampling::default(),

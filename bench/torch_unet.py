@@ -53,6 +53,9 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bare", action="store_true",
                    help="train: forward + loss + backward + AdamW only (no clipping, no EMA)")
+    p.add_argument("--flops", action="store_true",
+                   help="also count the step's convolution and matmul FLOPs (PyTorch's "
+                        "FlopCounterMode) and print the rate they were done at")
     p.add_argument("--default-malloc", action="store_true",
                    help="leave glibc's malloc at its defaults (see the module doc)")
     return p.parse_args()
@@ -156,6 +159,13 @@ def main():
           f"{' (bare)' if args.bare else ''}"
           f"{', default malloc' if args.default_malloc else ''}, best {min(times) * 1e3:.0f} ms, "
           f"mean {total / len(times) * 1e3:.0f} ms")
+    if args.flops:
+        from torch.utils.flop_counter import FlopCounterMode
+        with FlopCounterMode(display=False) as counter:
+            step()
+        gflop = counter.get_total_flops() / 1e9
+        print(f"{gflop:.1f} GFLOP per {args.what} step (conv + matmul), "
+              f"{gflop / (total / len(times)):.0f} GFLOP/s at the mean time")
     print(f"images_per_s: {args.iters * args.batch / total:.2f}")
 
 

@@ -44,6 +44,9 @@ pub enum Command {
     /// Run the paper's experiments: classifiers trained with each augmentation (lowdata,
     /// ratio, fewshot); prints a table, writes results.json/.md and a chart.
     Eval(crate::commands::eval::EvalArgs),
+    /// Train a judge (a classifier on real images) and measure with it whether augmented
+    /// images or a generator's samples keep their labels.
+    Judge(crate::commands::judge::JudgeArgs),
     /// Carve a dataset into labeled / validation / unlabeled-pool folders, by seed.
     Split(SplitArgs),
     /// Train the embedded generator by conditional flow matching (resumable).

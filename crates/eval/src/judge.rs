@@ -110,7 +110,7 @@ impl Judge {
         let card_path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&card_path).map_err(|e| EvalError::Weights {
             path: card_path.clone(),
-            detail: format!("{e}; train a judge there first with `semaug eval judge`"),
+            detail: format!("{e}; train one there first with `semaug judge train`"),
         })?;
         let card: JudgeCard = serde_json::from_str(&text).map_err(|e| EvalError::Weights {
             path: card_path.clone(),

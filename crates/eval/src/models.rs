@@ -30,13 +30,22 @@ impl Arch {
     pub fn from_name(name: &str) -> Result<Self, EvalError> {
         match name {
             "resnet20" => Ok(Self::Resnet20),
-            "preact-resnet18" => Ok(Self::PreactResnet18),
-            "small-resnet" => Ok(Self::SmallResnet),
+            "preact-resnet18" | "preact18" => Ok(Self::PreactResnet18),
+            "small-resnet" | "small" => Ok(Self::SmallResnet),
             _ => Err(EvalError::Config {
                 what: "architecture",
                 value: name.to_owned(),
                 valid: Self::NAMES.join(", "),
             }),
+        }
+    }
+
+    /// The preset's name, as [`Arch::from_name`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Resnet20 => Self::NAMES[0],
+            Self::PreactResnet18 => Self::NAMES[1],
+            Self::SmallResnet => Self::NAMES[2],
         }
     }
 

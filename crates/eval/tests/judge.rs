@@ -119,7 +119,7 @@ fn refuses_what_it_cannot_judge() {
     let missing = tempfile::tempdir().unwrap();
     let err = Judge::load(missing.path()).unwrap_err().to_string();
     assert!(
-        err.contains("judge.json") && err.contains("semaug eval judge"),
+        err.contains("judge.json") && err.contains("semaug judge train"),
         "{err}"
     );
 

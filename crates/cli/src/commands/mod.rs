@@ -6,6 +6,7 @@ mod demo;
 pub(crate) mod eval;
 mod export;
 mod info;
+pub(crate) mod judge;
 mod learn_concepts;
 mod model;
 mod models;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(&cli.global, args),
         Command::Augment(args) => augment::run(&cli.global, args),
         Command::Eval(args) => eval::run(&cli.global, args),
+        Command::Judge(args) => judge::run(&cli.global, args),
         Command::Split(args) => split::run(&cli.global, args),
         Command::Train(args) => train::run(&cli.global, args),
         Command::Models(args) => models::run(&cli.global, args),

@@ -15,6 +15,7 @@ mod fixture;
 mod determinism;
 mod errors;
 mod inpaint;
+mod judge;
 mod methods;
 mod resume;
 mod shard;

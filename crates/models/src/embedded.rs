@@ -2,9 +2,9 @@
 //! [`Generator`] seam.
 //!
 //! Pixel space, so encode and decode are the identity. A condition becomes a row of the
-//! class-embedding table (the null class is the last row); a learned concept is one more
-//! row supplied by the caller; the velocity is the UNet's output at timestep
-//! `sigma * 1000`, the scale it was trained with (`flow_training`).
+//! class-embedding table (the null class is the last row; [`crate::conditions`]); a
+//! learned concept is one more row supplied by the caller; the velocity is the UNet's
+//! output at timestep `sigma * 1000`, the scale it was trained with (`flow_training`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use candle_core::{Device, Tensor};
 
 use semaug_core::{Condition, Generator, GeneratorInfo};
 
+use crate::conditions::ClassRows;
 use crate::unet::{UNet2DModel, UnetError};
 
 /// The class names file written next to a trained model.
@@ -20,6 +21,9 @@ pub const CLASSES_FILE: &str = "classes.json";
 
 /// Timesteps the network sees per unit of sigma.
 pub const TIMESTEPS_PER_SIGMA: f64 = 1000.0;
+
+/// What the embedded generator says of a text prompt.
+const PROMPT_HINT: &str = "the embedded model is class-conditional, not text-conditional";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
@@ -96,41 +100,6 @@ impl EmbeddedGenerator {
     pub fn class_index(&self, name: &str) -> Option<usize> {
         self.classes.iter().position(|c| c == name)
     }
-
-    /// The embedding row of one condition, `[T]`.
-    fn row(&self, condition: &Condition) -> semaug_core::Result<Tensor> {
-        let table = self
-            .unet
-            .class_embedding_table()
-            .ok_or_else(|| self.unknown(condition, "no class table"))?;
-        let null = self.unet.null_class().unwrap_or(0);
-        let row = match condition {
-            Condition::Null => table.get(null)?,
-            Condition::Class(c) if *c < null => table.get(*c)?,
-            Condition::Class(_) => {
-                return Err(self.unknown(condition, &format!("the model has {null} classes")))
-            }
-            Condition::Concept(name) => match self.concepts.get(name) {
-                Some(row) => row.clone(),
-                None => return Err(self.unknown(condition, "load it with --concepts")),
-            },
-            Condition::Prompt(_) => {
-                return Err(self.unknown(
-                    condition,
-                    "the embedded model is class-conditional, not text-conditional",
-                ))
-            }
-        };
-        Ok(row)
-    }
-
-    fn unknown(&self, condition: &Condition, hint: &str) -> semaug_core::Error {
-        semaug_core::Error::UnknownCondition {
-            condition: condition.to_string(),
-            generator: self.name.clone(),
-            hint: hint.to_string(),
-        }
-    }
 }
 
 impl Generator for EmbeddedGenerator {
@@ -152,11 +121,7 @@ impl Generator for EmbeddedGenerator {
     }
 
     fn embed(&self, conditions: &[Condition]) -> semaug_core::Result<Tensor> {
-        let rows = conditions
-            .iter()
-            .map(|c| self.row(c))
-            .collect::<semaug_core::Result<Vec<_>>>()?;
-        Ok(Tensor::stack(&rows, 0)?)
+        ClassRows::new(&self.name, &self.unet, &self.concepts, PROMPT_HINT).embed(conditions)
     }
 
     fn velocity(&self, x: &Tensor, sigma: f64, embedding: &Tensor) -> candle_core::Result<Tensor> {

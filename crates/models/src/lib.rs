@@ -7,6 +7,7 @@
 //! `UNet2DModel`'s, so checkpoints move both ways between this crate and diffusers.
 
 pub mod concepts;
+pub mod conditions;
 pub mod embedded;
 pub mod flow_training;
 pub mod pretrained;

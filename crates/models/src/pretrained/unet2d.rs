@@ -20,9 +20,13 @@ use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
 
 use super::error::PretrainedError;
 use super::vp::VpSchedule;
+use crate::conditions::ClassRows;
 use crate::embedded::CLASSES_FILE;
 use crate::sd::DdimSchedule;
 use crate::unet::UNet2DModel;
+
+/// What a UNet2D generator says of a text prompt.
+const PROMPT_HINT: &str = "the model is not text-conditional";
 
 /// A pixel-space VP denoiser with its noise schedule.
 #[derive(Debug, Clone)]
@@ -95,42 +99,6 @@ impl Unet2dGenerator {
     pub fn schedule(&self) -> &VpSchedule {
         &self.schedule
     }
-
-    /// The embedding row of one condition, `[T]`, in the UNet's dtype.
-    fn row(&self, condition: &Condition) -> semaug_core::Result<Tensor> {
-        let Some(table) = self.unet.class_embedding_table() else {
-            return match condition {
-                Condition::Null | Condition::Class(_) => {
-                    let width = self.unet.config().time_embed_dim();
-                    Ok(Tensor::zeros(width, self.unet.dtype(), self.unet.device())?)
-                }
-                _ => Err(self.unknown(condition, "the model is unconditional")),
-            };
-        };
-        let null = self.unet.null_class().unwrap_or(0);
-        match condition {
-            Condition::Null => Ok(table.get(null)?),
-            Condition::Class(c) if *c < null => Ok(table.get(*c)?),
-            Condition::Class(_) => {
-                Err(self.unknown(condition, &format!("the model has {null} classes")))
-            }
-            Condition::Concept(name) => match self.concepts.get(name) {
-                Some(row) => Ok(row.to_dtype(self.unet.dtype())?),
-                None => Err(self.unknown(condition, "load it with --concepts")),
-            },
-            Condition::Prompt(_) => {
-                Err(self.unknown(condition, "the model is not text-conditional"))
-            }
-        }
-    }
-
-    fn unknown(&self, condition: &Condition, hint: &str) -> semaug_core::Error {
-        semaug_core::Error::UnknownCondition {
-            condition: condition.to_string(),
-            generator: self.name.clone(),
-            hint: hint.to_string(),
-        }
-    }
 }
 
 /// `classes.json` of `dir` when present, else the labels `0..rows` by number.
@@ -172,11 +140,7 @@ impl Generator for Unet2dGenerator {
     }
 
     fn embed(&self, conditions: &[Condition]) -> semaug_core::Result<Tensor> {
-        let rows = conditions
-            .iter()
-            .map(|c| self.row(c))
-            .collect::<semaug_core::Result<Vec<_>>>()?;
-        Ok(Tensor::stack(&rows, 0)?)
+        ClassRows::new(&self.name, &self.unet, &self.concepts, PROMPT_HINT).embed(conditions)
     }
 
     fn velocity(&self, x: &Tensor, sigma: f64, embedding: &Tensor) -> candle_core::Result<Tensor> {

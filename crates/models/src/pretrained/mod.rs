@@ -4,6 +4,8 @@
 //!   sample prediction over `alphas_cumprod`) to the sigma convention; deterministic DDIM
 //!   is Euler in flow space.
 //! * [`unet2d`]: [`Unet2dGenerator`], a DDPM/DDIM `UNet2DModel` in pixel space.
+//! * [`latent_pipeline`]: [`LatentGenerator`], what the text-prompted pipelines in a VAE's
+//!   latent space share (prompts per condition, VAE encode/decode, the weights hash).
 //! * [`sd`]: [`SdGenerator`], a Stable Diffusion 1.x/2.x pipeline (VAE latents, CLIP
 //!   prompts, class prompts and textual-inversion concepts).
 //! * [`sd3`]: [`Sd3Generator`], a Stable Diffusion 3 pipeline (16-channel VAE, CLIP-L/G +
@@ -21,6 +23,7 @@
 pub mod device;
 pub mod error;
 pub mod labels;
+pub mod latent_pipeline;
 pub mod resolve;
 pub mod sd;
 pub mod sd3;
@@ -32,6 +35,7 @@ pub mod weights_file;
 pub use device::{parse_device, OnDevice};
 pub use error::PretrainedError;
 pub use labels::{concept_token, ClassConditions};
+pub use latent_pipeline::{LatentGenerator, LatentNetworks};
 pub use resolve::{
     list_models, load, load_as, resolve, CachedModel, LoadedModel, ModelSource, ResolvedModel,
 };

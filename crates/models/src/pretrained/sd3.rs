@@ -1,33 +1,35 @@
 //! A Stable Diffusion 3 diffusers pipeline folder (`model_index.json`, `transformer/`,
 //! `vae/`, `text_encoder{,_2,_3}/`, `tokenizer{,_2,_3}/`, `scheduler/`) behind the
-//! [`Generator`] seam.
+//! [`Generator`] seam: [`Sd3Generator`], a [`LatentGenerator`] (VAE latents, prompts per
+//! condition) over [`Sd3Networks`].
 //!
 //! * encode: the 16-channel VAE's posterior **mean**, `(mean - shift_factor) *
 //!   scaling_factor` (no sampling); decode is the inverse.
-//! * embed: one prompt per condition (the prompt itself, `""` for the null condition as
-//!   the pipeline's negative prompt, or [`Sd3Generator::prompt_template`] filled with a
-//!   class name), encoded as `StableDiffusion3Pipeline.encode_prompt` does. The two
-//!   tensors SD3 conditions on travel as one ([`pack_conditioning`]): the text tokens
-//!   `[B, L, D]` followed by the pooled vector laid over `ceil(P / D)` zero-padded rows.
+//! * embed: one prompt per condition ([`LatentGenerator::prompt`]; no learned concepts),
+//!   encoded as `StableDiffusion3Pipeline.encode_prompt` does. The two tensors SD3
+//!   conditions on travel as one ([`pack_conditioning`]): the text tokens `[B, L, D]`
+//!   followed by the pooled vector laid over `ceil(P / D)` zero-padded rows.
 //! * velocity: the transformer at `timestep = sigma * 1000` (f32). SD3's flow is this
 //!   project's time convention, so no adapter is needed; classifier-free guidance is the
 //!   caller's ([`semaug_core::ConditionedField`], rows `[uncond; cond]`).
 //! * grid: [`Sd3Generator::flow_grid`], the scheduler's shifted grid, on which Euler is
 //!   diffusers' SD3 sampler.
 //!
-//! Weights may be f16 / bf16 ([`Sd3Generator::load_as`], meant for GPUs): images, latents
-//! and velocities still cross the seam as f32 (the VAE scaling runs in f32; only the
-//! networks' inputs and outputs are cast), the packed conditioning stays in the weights'
-//! dtype.
+//! Weights may be f16 / bf16 ([`LatentGenerator::load_as`], meant for GPUs): images,
+//! latents and velocities still cross the seam as f32 (the VAE scaling runs in f32; only
+//! the networks' inputs and outputs are cast), the packed conditioning stays in the
+//! weights' dtype.
+//!
+//! [`Generator`]: semaug_core::Generator
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use semaug_core::{Condition, Generator, GeneratorInfo, SigmaGrid};
-use sha2::{Digest, Sha256};
+use semaug_core::SigmaGrid;
 
 use super::error::PretrainedError;
+use super::latent_pipeline::{LatentGenerator, LatentNetworks, PipelineHash};
+pub use super::latent_pipeline::{CLASS_PLACEHOLDER, DEFAULT_PROMPT_TEMPLATE};
 use super::weights_file::{check_safetensors, component_weights};
 use crate::sd::clip::CLIP_WEIGHTS_FILES;
 use crate::sd::vae::VAE_WEIGHTS_FILES;
@@ -35,37 +37,76 @@ use crate::sd::{AutoencoderKl, SdError};
 use crate::sd3::mmdit::TRANSFORMER_WEIGHTS_FILES;
 use crate::sd3::{FlowMatchSchedule, Sd3PromptEmbeds, Sd3TextEncoders, Sd3Transformer2DModel};
 
-/// The placeholder a prompt template's class name replaces.
-pub const CLASS_PLACEHOLDER: &str = "{class}";
-/// The default prompt for a class (DA-Fusion's).
-pub const DEFAULT_PROMPT_TEMPLATE: &str = "a photo of a {class}";
 /// The T5 encoder's folder; optional in a pipeline.
 const T5_DIR: &str = "text_encoder_3";
 
 /// A Stable Diffusion 3 pipeline as a generator.
+pub type Sd3Generator = LatentGenerator<Sd3Networks>;
+
+/// The networks of a Stable Diffusion 3 pipeline: the CLIP-L/G (+ T5) text encoders and
+/// the MMDiT transformer with its flow-matching scheduler.
 #[derive(Debug, Clone)]
-pub struct Sd3Generator {
+pub struct Sd3Networks {
     text: Sd3TextEncoders,
     transformer: Sd3Transformer2DModel,
-    vae: AutoencoderKl,
     schedule: FlowMatchSchedule,
-    name: String,
-    weights_sha256: Option<String>,
-    /// Class names in label order, for [`Condition::Class`].
-    pub class_names: Vec<String>,
-    /// The prompt of a class; `{class}` is replaced by its name.
-    pub prompt_template: String,
 }
 
 impl Sd3Generator {
-    /// Loads every component of the pipeline folder `dir` onto `device` (weights as f32).
-    /// The weights hash covers the transformer, VAE and text encoder files.
-    pub fn load(dir: &Path, device: &Device) -> Result<Self, PretrainedError> {
-        Self::load_as(dir, device, DType::F32)
+    pub fn transformer(&self) -> &Sd3Transformer2DModel {
+        &self.networks.transformer
     }
 
-    /// [`Self::load`] with every network's weights as `dtype` (f32, f16 or bf16).
-    pub fn load_as(dir: &Path, device: &Device, dtype: DType) -> Result<Self, PretrainedError> {
+    pub fn text_encoders(&self) -> &Sd3TextEncoders {
+        &self.networks.text
+    }
+
+    /// The pipeline's `FlowMatchEulerDiscreteScheduler`.
+    pub fn schedule(&self) -> &FlowMatchSchedule {
+        &self.networks.schedule
+    }
+
+    /// The `steps`-interval grid of the pipeline's scheduler, from 1 to 0: Euler on it is
+    /// `StableDiffusion3Pipeline`'s sampler.
+    pub fn flow_grid(&self, steps: usize) -> Result<SigmaGrid, PretrainedError> {
+        Ok(self.networks.schedule.grid(steps)?)
+    }
+
+    /// The SD3 conditioning of `prompts` (text tokens and pooled vectors).
+    pub fn encode_prompts(&self, prompts: &[&str]) -> Result<Sd3PromptEmbeds, PretrainedError> {
+        Ok(self.networks.text.encode(prompts)?)
+    }
+
+    /// [`pack_conditioning`] with this model's widths: the embedding
+    /// [`semaug_core::Generator::velocity`] takes.
+    pub fn pack(&self, embeds: &Sd3PromptEmbeds) -> Result<Tensor, PretrainedError> {
+        Ok(pack_conditioning(&embeds.prompt_embeds, &embeds.pooled)?)
+    }
+
+    /// The text tokens and pooled vector of a packed embedding.
+    pub fn unpack(&self, embedding: &Tensor) -> Result<Sd3PromptEmbeds, PretrainedError> {
+        self.networks.unpack(embedding)
+    }
+}
+
+impl Sd3Networks {
+    /// [`unpack_conditioning`] with the transformer's pooled width.
+    fn unpack(&self, embedding: &Tensor) -> Result<Sd3PromptEmbeds, PretrainedError> {
+        let pooled = self.transformer.config().pooled_projection_dim;
+        Ok(unpack_conditioning(embedding, pooled)?)
+    }
+}
+
+impl LatentNetworks for Sd3Networks {
+    const UNKNOWN_CONCEPT_HINT: &'static str =
+        "learned concepts are not supported by the SD3 backend; use a prompt";
+
+    /// The weights hash covers the transformer, VAE and text encoder files.
+    fn load_pipeline(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Sd3Generator, PretrainedError> {
         let transformer = Sd3Transformer2DModel::load_as(&dir.join("transformer"), device, dtype)?;
         let joint_dim = transformer.config().joint_attention_dim;
         let text = Sd3TextEncoders::load_as(dir, joint_dim, device, dtype)?;
@@ -96,144 +137,36 @@ impl Sd3Generator {
             )
             .into());
         }
-        Ok(Self {
+        let networks = Self {
             text,
             transformer,
-            vae,
             schedule: FlowMatchSchedule::load(&dir.join("scheduler"))?,
-            name: dir.display().to_string(),
-            weights_sha256: Some(pipeline_sha256(dir)?),
-            class_names: Vec::new(),
-            prompt_template: DEFAULT_PROMPT_TEMPLATE.to_string(),
-        })
+        };
+        let weights_sha256 = pipeline_sha256(dir)?;
+        Ok(LatentGenerator::new(networks, vae, dir, weights_sha256))
     }
 
-    /// The same generator under another name (e.g. the hub id it was resolved from).
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
+    /// The transformer's square sample size.
+    fn latent_size(&self) -> (usize, usize) {
+        let s = self.transformer.config().sample_size;
+        (s, s)
     }
 
-    /// The same generator with class names for [`Condition::Class`].
-    pub fn with_class_names(mut self, class_names: Vec<String>) -> Self {
-        self.class_names = class_names;
-        self
+    fn knows_concept(&self, _token: &str) -> bool {
+        false
     }
 
-    pub fn transformer(&self) -> &Sd3Transformer2DModel {
-        &self.transformer
-    }
-
-    pub fn vae(&self) -> &AutoencoderKl {
-        &self.vae
-    }
-
-    pub fn text_encoders(&self) -> &Sd3TextEncoders {
-        &self.text
-    }
-
-    /// The pipeline's `FlowMatchEulerDiscreteScheduler`.
-    pub fn schedule(&self) -> &FlowMatchSchedule {
-        &self.schedule
-    }
-
-    /// The `steps`-interval grid of the pipeline's scheduler, from 1 to 0: Euler on it is
-    /// `StableDiffusion3Pipeline`'s sampler.
-    pub fn flow_grid(&self, steps: usize) -> Result<SigmaGrid, PretrainedError> {
-        Ok(self.schedule.grid(steps)?)
-    }
-
-    /// The prompt a condition stands for.
-    pub fn prompt(&self, condition: &Condition) -> semaug_core::Result<String> {
-        match condition {
-            Condition::Null => Ok(String::new()),
-            Condition::Prompt(text) => Ok(text.clone()),
-            Condition::Class(c) => match self.class_names.get(*c) {
-                Some(name) => Ok(self.prompt_template.replace(CLASS_PLACEHOLDER, name)),
-                None => Err(self.unknown(
-                    condition,
-                    &format!(
-                        "{} class names were given; pass the dataset's class names",
-                        self.class_names.len()
-                    ),
-                )),
-            },
-            Condition::Concept(_) => Err(self.unknown(
-                condition,
-                "learned concepts are not supported by the SD3 backend; use a prompt",
-            )),
-        }
-    }
-
-    /// The SD3 conditioning of `prompts` (text tokens and pooled vectors).
-    pub fn encode_prompts(&self, prompts: &[&str]) -> Result<Sd3PromptEmbeds, PretrainedError> {
-        Ok(self.text.encode(prompts)?)
-    }
-
-    /// [`pack_conditioning`] with this model's widths: the embedding
-    /// [`Generator::velocity`] takes.
-    pub fn pack(&self, embeds: &Sd3PromptEmbeds) -> Result<Tensor, PretrainedError> {
+    /// The text tokens and pooled vectors of `prompts`, packed ([`pack_conditioning`]).
+    fn embed_prompts(&self, prompts: &[&str]) -> Result<Tensor, PretrainedError> {
+        let embeds = self.text.encode(prompts)?;
         Ok(pack_conditioning(&embeds.prompt_embeds, &embeds.pooled)?)
     }
 
-    /// The text tokens and pooled vector of a packed embedding.
-    pub fn unpack(&self, embedding: &Tensor) -> Result<Sd3PromptEmbeds, PretrainedError> {
-        let pooled = self.transformer.config().pooled_projection_dim;
-        Ok(unpack_conditioning(embedding, pooled)?)
-    }
-
-    fn unknown(&self, condition: &Condition, hint: &str) -> semaug_core::Error {
-        semaug_core::Error::UnknownCondition {
-            condition: condition.to_string(),
-            generator: self.name.clone(),
-            hint: hint.to_string(),
-        }
-    }
-
-    /// `(height, width)` in pixels: the transformer's sample size times the VAE's factor.
-    fn image_size(&self) -> (usize, usize) {
-        let s = self.transformer.config().sample_size * self.vae.config().downscale_factor();
-        (s, s)
-    }
-}
-
-impl Generator for Sd3Generator {
     /// The scheduler's shifted grid ([`Sd3Generator::flow_grid`]).
     fn sigma_grid(&self, steps: usize) -> semaug_core::Result<SigmaGrid> {
         self.schedule
             .grid(steps)
             .map_err(|e| semaug_core::Error::Backend(e.to_string()))
-    }
-
-    fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            name: self.name.clone(),
-            weights_sha256: self.weights_sha256.clone(),
-            image_size: self.image_size(),
-        }
-    }
-
-    fn encode(&self, images: &Tensor) -> candle_core::Result<Tensor> {
-        self.vae
-            .encode_scaled(images)
-            .map_err(candle_core::Error::wrap)
-    }
-
-    fn decode(&self, latents: &Tensor) -> candle_core::Result<Tensor> {
-        self.vae
-            .decode_scaled(latents)
-            .map_err(candle_core::Error::wrap)
-    }
-
-    fn embed(&self, conditions: &[Condition]) -> semaug_core::Result<Tensor> {
-        let prompts = conditions
-            .iter()
-            .map(|c| self.prompt(c))
-            .collect::<semaug_core::Result<Vec<_>>>()?;
-        let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
-        self.encode_prompts(&prompts)
-            .and_then(|e| self.pack(&e))
-            .map_err(|e| semaug_core::Error::Tensor(candle_core::Error::wrap(e)))
     }
 
     fn velocity(&self, x: &Tensor, sigma: f64, embedding: &Tensor) -> candle_core::Result<Tensor> {
@@ -345,26 +278,9 @@ fn pipeline_sha256(dir: &Path) -> Result<String, PretrainedError> {
     for file in t5_files(dir)? {
         files.push((T5_DIR.to_string(), file));
     }
-    let mut combined = Sha256::new();
+    let mut hash = PipelineHash::default();
     for (component, path) in files {
-        combined.update(format!("{component}:{}\n", file_sha256(&path)?));
+        hash.add(&component, &path)?;
     }
-    Ok(hex::encode(combined.finalize()))
-}
-
-/// sha256 (hex) of a file, streamed.
-fn file_sha256(path: &Path) -> Result<String, PretrainedError> {
-    let mut file = std::fs::File::open(path).map_err(|e| PretrainedError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| PretrainedError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hash.hex())
 }

@@ -1,6 +1,6 @@
 //! What the backends share in answering a [`Condition`]: the error for one a model cannot
 //! take ([`unknown_condition`]), and the rows a pixel-space UNet adds to its time
-//! embedding ([`ClassRows`]), read the same way by the embedded and the diffusers UNet2D
+//! embedding (`ClassRows`), read the same way by the embedded and the diffusers UNet2D
 //! generators.
 //!
 //! Key decision: the null condition is the class table's last row, as this project trains

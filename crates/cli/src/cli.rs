@@ -107,6 +107,32 @@ pub enum WeightsPrecision {
     Bf16,
 }
 
+/// Run-wide `--steps/--solver/--guidance` for the generative methods that do not set them
+/// (`augment`, `eval`).
+#[derive(Debug, Clone, Args)]
+pub struct SamplingDefaults {
+    /// ODE steps over the full noise range, for generative methods that do not set `steps`.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// ODE solver (euler, heun, midpoint, rk4, dopri5) for methods that do not set `solver`.
+    #[arg(long)]
+    pub solver: Option<String>,
+    /// Guidance scale for methods that do not set `guidance`.
+    #[arg(long)]
+    pub guidance: Option<f64>,
+}
+
+impl SamplingDefaults {
+    /// `(key, value)` per default, keyed as a method spec names it; `None` where not given.
+    pub fn spec_items(&self) -> [(&'static str, Option<String>); 3] {
+        [
+            ("steps", self.steps.map(|s| s.to_string())),
+            ("solver", self.solver.clone()),
+            ("guidance", self.guidance.map(|g| g.to_string())),
+        ]
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LearnConceptsArgs {
     /// Images of the new classes, one folder per class (each becomes token `<class>`).
@@ -337,15 +363,8 @@ pub struct AugmentArgs {
     /// Images per generator batch (changes speed and memory, never the results).
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// ODE steps over the full noise range, for generative methods that do not set `steps`.
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// ODE solver (euler, heun, midpoint, rk4, dopri5) for methods that do not set `solver`.
-    #[arg(long)]
-    pub solver: Option<String>,
-    /// Guidance scale for methods that do not set `guidance`.
-    #[arg(long)]
-    pub guidance: Option<f64>,
+    #[command(flatten)]
+    pub sampling: SamplingDefaults,
     /// This worker's shard (default from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).
     #[arg(long)]
     pub shard_index: Option<usize>,

@@ -134,12 +134,7 @@ fn methods(text: &str, args: &AugmentArgs) -> Result<Vec<Method>, UsageError> {
 /// set them.
 fn with_run_defaults(spec: &mut MethodSpec, args: &AugmentArgs) {
     if Method::is_generative_name(&spec.name) {
-        let defaults = [
-            ("steps", args.steps.map(|s| s.to_string())),
-            ("solver", args.solver.clone()),
-            ("guidance", args.guidance.map(|g| g.to_string())),
-        ];
-        for (key, value) in defaults {
+        for (key, value) in args.sampling.spec_items() {
             if let (Some(value), None) = (value, spec.get(key)) {
                 spec.items.push(Item {
                     key: key.to_string(),

@@ -35,7 +35,7 @@ use semaug_ops::method::Method;
 use semaug_ops::spec::MethodSpec;
 
 use super::model;
-use crate::cli::{Global, ModelArgs};
+use crate::cli::{Global, ModelArgs, SamplingDefaults};
 use crate::progress::{self, Progress};
 use crate::UsageError;
 
@@ -138,6 +138,14 @@ pub struct SplitData {
 
 /// Settings every experiment shares.
 #[derive(Debug, Args)]
+// The experiments word the shared sampling flags their own way.
+#[command(
+    mut_arg("steps", |a| a.help("ODE steps for generative methods that do not set `steps`")),
+    mut_arg("solver", |a| a.help("ODE solver for generative methods that do not set `solver`")),
+    mut_arg("guidance", |a| {
+        a.help("Guidance scale for generative methods that do not set `guidance`")
+    }),
+)]
 pub struct RunArgs {
     /// Output folder: results.json, results.md, results.png, runs/, synthetic/ (rerun
     /// the same command to resume; finished runs are skipped).
@@ -186,15 +194,8 @@ pub struct RunArgs {
     /// Images per generator batch (speed only).
     #[arg(long, default_value_t = 16)]
     pub gen_batch: usize,
-    /// ODE steps for generative methods that do not set `steps`.
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// ODE solver for generative methods that do not set `solver`.
-    #[arg(long)]
-    pub solver: Option<String>,
-    /// Guidance scale for generative methods that do not set `guidance`.
-    #[arg(long)]
-    pub guidance: Option<f64>,
+    #[command(flatten)]
+    pub sampling: SamplingDefaults,
 }
 
 pub fn run(global: &Global, args: EvalArgs) -> anyhow::Result<()> {
@@ -411,12 +412,7 @@ fn with_sampling_defaults(entry: &str, run: &RunArgs) -> Result<String, UsageErr
         return Ok(entry.to_owned());
     }
     let mut text = entry.trim().to_owned();
-    let defaults = [
-        ("steps", run.steps.map(|s| s.to_string())),
-        ("solver", run.solver.clone()),
-        ("guidance", run.guidance.map(|g| g.to_string())),
-    ];
-    for (key, value) in defaults {
+    for (key, value) in run.sampling.spec_items() {
         if let (Some(value), None) = (value, spec.get(key)) {
             text.push(if text.contains(':') { ',' } else { ':' });
             text.push_str(&format!("{key}={value}"));

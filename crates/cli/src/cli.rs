@@ -3,6 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use semaug_core::Solver;
+use semaug_eval::Arch;
+use semaug_ops::generative::Sampling;
+
+use crate::UsageError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -133,6 +138,62 @@ impl SamplingDefaults {
     }
 }
 
+/// `--steps/--solver/--guidance` of a command that samples from noise itself.
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, default_value = "heun")]
+    pub solver: String,
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
+}
+
+impl SamplingArgs {
+    pub fn sampling(&self) -> Result<Sampling, UsageError> {
+        let solver: Solver = self
+            .solver
+            .parse()
+            .map_err(|e| UsageError(format!("--solver {}: {e}", self.solver)))?;
+        let sampling = Sampling {
+            steps: self.steps,
+            solver,
+            guidance: self.guidance,
+        };
+        sampling.validate().map_err(|e| UsageError(e.to_string()))?;
+        Ok(sampling)
+    }
+}
+
+/// The classifier a command trains (`eval`, `judge train`), besides its epochs.
+#[derive(Debug, Clone, Args)]
+pub struct ClassifierArgs {
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Classifier: resnet20, preact18 or small (a ResNet-10 for 64-128 px).
+    #[arg(long, default_value = "resnet20")]
+    pub arch: String,
+    /// First-stage channels instead of the preset's (narrower = faster).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Resize every image to this square side (needed when sizes differ).
+    #[arg(long)]
+    pub image_size: Option<u32>,
+}
+
+impl ClassifierArgs {
+    pub fn arch(&self) -> Result<Arch, UsageError> {
+        Arch::from_name(&self.arch).map_err(|_| {
+            UsageError(format!(
+                "--arch {}: not one of resnet20, preact18, small",
+                self.arch
+            ))
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LearnConceptsArgs {
     /// Images of the new classes, one folder per class (each becomes token `<class>`).
@@ -185,12 +246,8 @@ pub struct SampleArgs {
     /// Samples per class (columns).
     #[arg(long, default_value_t = 10)]
     pub per_class: usize,
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    #[arg(long, default_value = "heun")]
-    pub solver: String,
-    #[arg(long, default_value_t = 2.0)]
-    pub guidance: f64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
 }
 
 #[derive(Debug, Args)]

@@ -25,7 +25,6 @@ use semaug_eval::experiment::{
     carve, split_methods, CarveSpec, Event, Experiment, ExperimentConfig, ExperimentData,
     ExperimentError, FixedGenerator, Kind, Labeled, Observer, Selection,
 };
-use semaug_eval::Arch;
 use semaug_models::concepts::{learn, ConceptConfig, ConceptInit};
 use semaug_models::embedded::EmbeddedGenerator;
 use semaug_models::flow_training::TrainImages;
@@ -35,7 +34,7 @@ use semaug_ops::method::Method;
 use semaug_ops::spec::MethodSpec;
 
 use super::model;
-use crate::cli::{Global, ModelArgs, SamplingDefaults};
+use crate::cli::{ClassifierArgs, Global, ModelArgs, SamplingDefaults};
 use crate::progress::{self, Progress};
 use crate::UsageError;
 
@@ -156,19 +155,8 @@ pub struct RunArgs {
     pub seeds: Option<u64>,
     #[arg(long, default_value_t = 30)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 0.1)]
-    pub lr: f64,
-    /// Classifier: resnet20, preact18 or small (a ResNet-10 for 64-128 px).
-    #[arg(long, default_value = "resnet20")]
-    pub arch: String,
-    /// First-stage channels instead of the preset's (narrower = faster).
-    #[arg(long)]
-    pub width: Option<usize>,
-    /// Resize every image to this square side (needed when sizes differ).
-    #[arg(long)]
-    pub image_size: Option<u32>,
+    #[command(flatten)]
+    pub classifier: ClassifierArgs,
     /// Model selection: `holdout[:FRACTION]` (default holdout:0.1; fewshot: last),
     /// `last`, or `eval` (DA-Fusion's protocol: selects on the evaluation split).
     #[arg(long)]
@@ -347,21 +335,12 @@ fn apply(config: &mut ExperimentConfig, run: &RunArgs, seed: u64) -> Result<(), 
         }
         config.seeds = (0..n).collect();
     }
-    config.arch = match run.arch.as_str() {
-        "resnet20" => Arch::Resnet20,
-        "preact18" | "preact-resnet18" => Arch::PreactResnet18,
-        "small" | "small-resnet" => Arch::SmallResnet,
-        other => {
-            return Err(UsageError(format!(
-                "--arch {other}: not one of resnet20, preact18, small"
-            )))
-        }
-    };
-    config.width = run.width;
-    config.image_size = run.image_size;
+    config.arch = run.classifier.arch()?;
+    config.width = run.classifier.width;
+    config.image_size = run.classifier.image_size;
     config.train.epochs = run.epochs;
-    config.train.batch_size = run.batch;
-    config.train.lr = run.lr;
+    config.train.batch_size = run.classifier.batch;
+    config.train.lr = run.classifier.lr;
     config.train.warmup_epochs = config.train.warmup_epochs.min(run.epochs);
     if let Some(text) = &run.selection {
         config.selection = selection(text)?;

@@ -8,18 +8,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use semaug_core::{Condition, Solver};
+use semaug_core::Condition;
 use semaug_data::dataset::{open_dataset, Dataset, OpenOptions};
 use semaug_data::writer::atomic::publish;
 use semaug_data::writer::METADATA_FILE;
 use semaug_eval::experiment::data::ImageStore;
-use semaug_eval::{train_judge, Arch, Control, Judge, JudgeSettings, Progress, TrainConfig};
-use semaug_ops::generative::Sampling;
+use semaug_eval::{train_judge, Control, Judge, JudgeSettings, Progress, TrainConfig};
 use semaug_ops::sample::sample_rows;
 use serde::Serialize;
 
 use super::model;
-use crate::cli::{Global, ModelArgs};
+use crate::cli::{ClassifierArgs, Global, ModelArgs, SamplingArgs};
 use crate::progress;
 use crate::UsageError;
 
@@ -55,19 +54,8 @@ pub struct JudgeTrainArgs {
     pub per_class: Option<usize>,
     #[arg(long, default_value_t = 15)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 0.1)]
-    pub lr: f64,
-    /// Classifier: resnet20, preact18 or small (a ResNet-10 for 64-128 px).
-    #[arg(long, default_value = "resnet20")]
-    pub arch: String,
-    /// First-stage channels instead of the preset's (narrower = faster).
-    #[arg(long)]
-    pub width: Option<usize>,
-    /// Resize every image to this square side (needed when sizes differ).
-    #[arg(long)]
-    pub image_size: Option<u32>,
+    #[command(flatten)]
+    pub classifier: ClassifierArgs,
 }
 
 #[derive(Debug, Args)]
@@ -88,12 +76,8 @@ pub struct JudgeCheckArgs {
     /// Samples per class (and from the null condition) when judging a model.
     #[arg(long, default_value_t = 50)]
     pub per_class: usize,
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    #[arg(long, default_value = "heun")]
-    pub solver: String,
-    #[arg(long, default_value_t = 2.0)]
-    pub guidance: f64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Also write the verdicts as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -107,8 +91,9 @@ pub fn run(global: &Global, args: JudgeArgs) -> anyhow::Result<()> {
 }
 
 fn train(global: &Global, args: &JudgeTrainArgs) -> anyhow::Result<()> {
-    let arch = Arch::from_name(&args.arch).map_err(|e| UsageError(format!("--arch: {e}")))?;
-    let mut store = ImageStore::new(args.image_size);
+    let classifier = &args.classifier;
+    let arch = classifier.arch()?;
+    let mut store = ImageStore::new(classifier.image_size);
     let data = capped(open(&args.data)?, args.per_class);
     let train = store.labeled(&data)?;
     let eval = match &args.eval_data {
@@ -126,11 +111,11 @@ fn train(global: &Global, args: &JudgeTrainArgs) -> anyhow::Result<()> {
     };
     let settings = JudgeSettings {
         arch,
-        width: args.width,
+        width: classifier.width,
         train: TrainConfig {
             epochs: args.epochs,
-            batch_size: args.batch,
-            lr: args.lr,
+            batch_size: classifier.batch,
+            lr: classifier.lr,
             seed: global.seed,
             ..TrainConfig::default()
         },
@@ -327,16 +312,7 @@ fn judge_model(
     if let Some(path) = &args.concepts {
         model.attach_concepts(path)?;
     }
-    let solver: Solver = args
-        .solver
-        .parse()
-        .map_err(|e| UsageError(format!("--solver {}: {e}", args.solver)))?;
-    let sampling = Sampling {
-        steps: args.steps,
-        solver,
-        guidance: args.guidance,
-    };
-    sampling.validate().map_err(|e| UsageError(e.to_string()))?;
+    let sampling = args.sampling.sampling()?;
     if args.per_class == 0 {
         return Err(UsageError("--per-class must be at least 1".into()).into());
     }
@@ -370,7 +346,7 @@ fn judge_model(
         .collect();
     let name = format!(
         "{} ({} steps, {}, guidance {})",
-        args.generator.model, args.steps, args.solver, args.guidance
+        args.generator.model, sampling.steps, args.sampling.solver, sampling.guidance
     );
     let members: Vec<usize> = (0..classed).collect();
     let mut verdict = verdict(

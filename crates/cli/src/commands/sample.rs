@@ -1,28 +1,17 @@
 //! `semaug sample`: a grid of class-conditional samples from noise.
 
-use semaug_core::{Condition, Generator, Solver};
+use semaug_core::{Condition, Generator};
 use semaug_data::image_io::encode_png;
 use semaug_data::writer::atomic::publish;
 use semaug_ops::demo::tile;
-use semaug_ops::generative::Sampling;
 use semaug_ops::sample::sample_rows;
 
 use super::model;
 use crate::cli::{Global, SampleArgs};
-use crate::UsageError;
 
 pub fn run(global: &Global, args: SampleArgs) -> anyhow::Result<()> {
     let mut model = model::load(&args.generator)?;
-    let solver: Solver = args
-        .solver
-        .parse()
-        .map_err(|e| UsageError(format!("--solver {}: {e}", args.solver)))?;
-    let sampling = Sampling {
-        steps: args.steps,
-        solver,
-        guidance: args.guidance,
-    };
-    sampling.validate().map_err(|e| UsageError(e.to_string()))?;
+    let sampling = args.sampling.sampling()?;
     let names = if args.classes.is_empty() {
         model.loaded.class_names()
     } else {

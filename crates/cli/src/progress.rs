@@ -105,12 +105,24 @@ impl Progress {
         let (pos, len) = (self.bar.position(), self.bar.length().unwrap_or(0));
         let (rate, eta) = clock.rate_and_eta(pos, len);
         eprintln!(
-            "[{:>6.0}s] {pos}/{len} {} ({rate:.2}/s, ETA {}) {}",
+            "[{:>6.0}s] {pos}/{len} {} ({}, ETA {}) {}",
             self.bar.elapsed().as_secs_f64(),
             self.unit,
+            rate_text(rate),
             eta_text(eta),
             self.bar.message()
         );
+    }
+}
+
+/// Per second, or per minute / hour for slow units (epochs, runs).
+fn rate_text(per_sec: f64) -> String {
+    if per_sec >= 1.0 {
+        format!("{per_sec:.2}/s")
+    } else if per_sec * 60.0 >= 1.0 {
+        format!("{:.1}/min", per_sec * 60.0)
+    } else {
+        format!("{:.2}/h", per_sec * 3600.0)
     }
 }
 
@@ -133,6 +145,13 @@ mod tests {
     fn eta_is_hours_and_minutes_or_unknown() {
         assert_eq!(eta_text(Some(Duration::from_secs(3900))), "1h05m");
         assert_eq!(eta_text(None), "--");
+    }
+
+    #[test]
+    fn slow_rates_are_given_per_minute_or_hour() {
+        assert_eq!(rate_text(12.345), "12.35/s");
+        assert_eq!(rate_text(0.5), "30.0/min");
+        assert_eq!(rate_text(1.0 / 600.0), "6.00/h");
     }
 
     #[test]

@@ -39,13 +39,17 @@ impl Model {
         let found = self.loaded.class_conditions(classes);
         if !quiet && self.loaded.class_names().is_empty() && !found.unknown.is_empty() {
             eprintln!("note: the model is unconditional; every class is generated without a label");
-        } else if !quiet {
-            for name in &found.unknown {
-                eprintln!(
-                    "warning: the model has no class `{name}`; its images are generated \
-                     unconditionally"
-                );
-            }
+        } else if !quiet && !found.unknown.is_empty() {
+            let names: Vec<String> = found.unknown.iter().map(|n| format!("`{n}`")).collect();
+            let (noun, its) = match names.len() {
+                1 => ("class", "its"),
+                _ => ("classes", "their"),
+            };
+            eprintln!(
+                "warning: the model has no {noun} {}; {its} images are generated \
+                 unconditionally (learn concepts for them with `semaug learn-concepts`)",
+                names.join(", ")
+            );
         }
         found.conditions
     }

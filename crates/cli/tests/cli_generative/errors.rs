@@ -39,8 +39,8 @@ fn folder_without_a_model_is_a_one_line_error_naming_it() {
 #[test]
 fn unknown_class_names_warn_and_generate_unconditionally() {
     let dir = tempfile::tempdir().unwrap();
-    // `0` is a model class; `airplane` is not.
-    let data = dataset(dir.path(), &["0", "airplane"], 1);
+    // `0` is a model class; `airplane` and `ship` are not: one warning names both.
+    let data = dataset(dir.path(), &["0", "airplane", "ship"], 1);
     let out = dir.path().join("out");
     let outcome = augment(&data, &out, &fast(&["--method", "perturb:delta=0.3"]));
     outcome.assert_success();
@@ -51,14 +51,14 @@ fn unknown_class_names_warn_and_generate_unconditionally() {
         .collect();
     assert_eq!(warnings.len(), 1, "{}", outcome.stderr);
     assert!(
-        warnings[0].contains("`airplane`") && warnings[0].contains("unconditionally"),
+        warnings[0].contains("`airplane`, `ship`") && warnings[0].contains("unconditionally"),
         "{}",
         warnings[0]
     );
     let outputs = read_imagefolder(&out).unwrap();
     let mut names: Vec<&str> = outputs.iter().map(|(r, _)| r.class_name.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["0", "airplane"]);
+    assert_eq!(names, ["0", "airplane", "ship"]);
     let model = model_arg();
     assert!(outputs
         .iter()

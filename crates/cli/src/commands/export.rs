@@ -21,12 +21,17 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<()> {
 }
 
 /// Export the EMA weights, the class names and the loss curve (`loss.png`); returns
-/// the checkpoint's step.
+/// the checkpoint's step. The class names are read first, so a run without them
+/// leaves no half-written model directory.
 pub fn export(run: &Path, out: &Path, half: bool) -> anyhow::Result<u64> {
-    let (_, step) = export_ema(run, out, half)?;
     let classes = run.join(CLASSES_FILE);
-    let bytes =
-        std::fs::read(&classes).with_context(|| format!("cannot read {}", classes.display()))?;
+    let bytes = std::fs::read(&classes).with_context(|| {
+        format!(
+            "cannot read {} (a run folder of `semaug train` has it)",
+            classes.display()
+        )
+    })?;
+    let (_, step) = export_ema(run, out, half)?;
     publish(&out.join(CLASSES_FILE), &bytes)?;
     let history = loss_history(run)?;
     let points = history.iter().map(|(s, l)| (*s as f64, *l)).collect();

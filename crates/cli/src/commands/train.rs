@@ -1,10 +1,13 @@
 //! `semaug train`: map the arguments onto a [`FlowTrainConfig`], load the images, train.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use semaug_data::dataset::{open_dataset, OpenOptions};
 use semaug_data::image_io::Limits;
+use semaug_data::writer::atomic::publish;
+use semaug_models::embedded::CLASSES_FILE;
 use semaug_models::flow_training::{train, Budget, FlowTrainConfig, SigmaSampling, TrainImages};
 use semaug_models::unet::UNet2DConfig;
 
@@ -39,6 +42,7 @@ pub fn run(global: &Global, args: TrainArgs) -> anyhow::Result<()> {
     let images = TrainImages::load(&labeled, pool.as_ref(), size, &Limits::default())?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    record_classes(&args.out, &labeled.classes)?;
     let budget = Budget {
         deadline: args
             .max_minutes
@@ -76,6 +80,29 @@ pub fn run(global: &Global, args: TrainArgs) -> anyhow::Result<()> {
             model_dir.display()
         );
     }
+    Ok(())
+}
+
+/// Writes the run's class names (label order) for `export`, or checks that a resumed
+/// run trains the same classes.
+fn record_classes(run: &Path, classes: &[String]) -> anyhow::Result<()> {
+    let path = run.join(CLASSES_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let recorded: Vec<String> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a JSON list of class names", path.display()))?;
+        if recorded != classes {
+            return Err(UsageError(format!(
+                "{}: this run trains classes {}, not {}; resume with the same data and \
+                 --classes, or train into another --out",
+                path.display(),
+                recorded.join(","),
+                classes.join(",")
+            ))
+            .into());
+        }
+        return Ok(());
+    }
+    publish(&path, &serde_json::to_vec(classes)?)?;
     Ok(())
 }
 

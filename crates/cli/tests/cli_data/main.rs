@@ -13,4 +13,5 @@ mod info;
 mod method_file;
 mod shard;
 mod split;
+mod train;
 mod usage;

@@ -221,6 +221,13 @@ pub fn chart(results: &Results) -> image::RgbImage {
     }
 }
 
+/// The 95 % band of an accuracy in percent, cut to [0, 100]: with two seeds the
+/// t-interval's half-width can exceed the mean, but no accuracy lies outside.
+fn percent_band(m: &MeanInterval) -> (f64, f64) {
+    let (mean, half) = (100.0 * m.mean, 100.0 * m.half_width.unwrap_or(0.0));
+    ((mean - half).max(0.0), (mean + half).min(100.0))
+}
+
 fn curves(
     results: &Results,
     title: &str,
@@ -250,9 +257,8 @@ fn curves(
             let band = mine
                 .iter()
                 .map(|a| {
-                    let h = 100.0 * a.accuracy.half_width.unwrap_or(0.0);
-                    let m = 100.0 * a.accuracy.mean;
-                    (x(a), m - h, m + h)
+                    let (low, high) = percent_band(&a.accuracy);
+                    (x(a), low, high)
                 })
                 .collect();
             series = series.with_band(band);
@@ -260,4 +266,26 @@ fn curves(
         chart.series.push(series);
     }
     chart.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(mean: f64, half_width: Option<f64>) -> MeanInterval {
+        MeanInterval {
+            mean,
+            std: None,
+            half_width,
+            n: 2,
+        }
+    }
+
+    #[test]
+    fn accuracy_bands_stay_within_0_and_100_percent() {
+        assert_eq!(percent_band(&interval(0.5, Some(0.1))), (40.0, 60.0));
+        assert_eq!(percent_band(&interval(0.2, Some(0.3))), (0.0, 50.0));
+        assert_eq!(percent_band(&interval(0.9, Some(0.25))), (65.0, 100.0));
+        assert_eq!(percent_band(&interval(0.3, None)), (30.0, 30.0));
+    }
 }

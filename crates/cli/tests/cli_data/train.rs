@@ -16,8 +16,24 @@ fn read_json(path: &Path) -> Value {
 
 fn train_args<'a>(data: &'a str, run: &'a str, classes: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--data", data, "--classes", classes, "--out", run, "--preset", "test",
-        "--batch", "4", "--steps", "2", "--warmup", "1", "--checkpoint-every", "1", "-q",
+        "train",
+        "--data",
+        data,
+        "--classes",
+        classes,
+        "--out",
+        run,
+        "--preset",
+        "test",
+        "--batch",
+        "4",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "-q",
     ]
 }
 
@@ -32,7 +48,11 @@ fn a_class_subset_run_exports_a_model_of_those_classes() {
     assert_eq!(read_json(&run.join("classes.json")), expected);
     let model = run.join("model");
     assert_eq!(read_json(&model.join("classes.json")), expected);
-    assert_eq!(read_json(&model.join("config.json"))["num_class_embeds"], 3, "2 classes + null");
+    assert_eq!(
+        read_json(&model.join("config.json"))["num_class_embeds"],
+        3,
+        "2 classes + null"
+    );
 
     let again = dir.path().join("again");
     let args = ["export", "--run", s(&run), "--out", s(&again), "-q"];
@@ -41,7 +61,16 @@ fn a_class_subset_run_exports_a_model_of_those_classes() {
 
     let grid = dir.path().join("grid.png");
     let args = [
-        "sample", "--model", s(&model), "--per-class", "1", "--steps", "1", "--out", s(&grid), "-q",
+        "sample",
+        "--model",
+        s(&model),
+        "--per-class",
+        "1",
+        "--steps",
+        "1",
+        "--out",
+        s(&grid),
+        "-q",
     ];
     semaug(&args).assert_success();
     assert!(grid.exists());
@@ -57,7 +86,10 @@ fn resuming_with_other_classes_is_refused_and_a_non_run_exports_nothing() {
 
     let outcome = semaug(&train_args(s(&data), s(&run), "airplane,cat"));
     let line = outcome.assert_usage_error();
-    assert!(line.contains("classes.json") && line.contains("airplane,ship"), "{line}");
+    assert!(
+        line.contains("classes.json") && line.contains("airplane,ship"),
+        "{line}"
+    );
     assert_eq!(fs::read(run.join("classes.json")).unwrap(), before);
 
     let out = dir.path().join("model");

@@ -445,6 +445,7 @@ fn execute(
                 batch: run.gen_batch,
                 seed: global.seed,
                 warn: !global.quiet,
+                quiet: global.quiet,
             };
             Some(&mut learned)
         }
@@ -529,6 +530,7 @@ struct LearnedConcepts {
     batch: usize,
     seed: u64,
     warn: bool,
+    quiet: bool,
 }
 
 impl SyntheticSource for LearnedConcepts {
@@ -561,11 +563,23 @@ impl SyntheticSource for LearnedConcepts {
         };
         let mut generator = self.base.clone();
         let size = generator.info().image_size;
-        for (c, name) in subset.classes.iter().enumerate() {
+        let novel: Vec<(usize, &String)> = subset
+            .classes
+            .iter()
+            .enumerate()
+            .filter(|(c, name)| {
+                self.base.class_index(name).is_none()
+                    && subset.samples.iter().any(|s| s.class == Some(*c))
+            })
+            .collect();
+        // Learning takes minutes per class: say so, or the run looks stalled.
+        let bar = progress::bar(novel.len() as u64, "concepts", self.quiet);
+        for (done, (c, name)) in novel.into_iter().enumerate() {
             let class = subset.filter(|s| s.class == Some(c));
-            if self.base.class_index(name).is_some() || class.is_empty() {
-                continue;
-            }
+            bar.set(
+                done as u64,
+                format!("learning <{name}> from {} images", class.len()),
+            );
             let images = TrainImages::load(&class, None, size, &Limits::default())
                 .map_err(|e| concept_error(&e))?;
             let config = ConceptConfig {
@@ -579,6 +593,7 @@ impl SyntheticSource for LearnedConcepts {
                 .map_err(|e| concept_error(&e))?;
             generator.concepts.insert(format!("<{name}>"), row);
         }
+        bar.finish();
         let conditions = conditions(&generator, &subset.classes, self.warn);
         // Warn about unknown classes once, not for every subset.
         self.warn = false;

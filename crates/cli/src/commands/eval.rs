@@ -500,26 +500,29 @@ fn execute(
 }
 
 /// Each class conditions on its concept `<class>` if the generator has one, else on
-/// the model's class of that name, else (with a warning) on nothing.
+/// the model's class of that name, else (with one warning naming them) on nothing.
 fn conditions(generator: &EmbeddedGenerator, classes: &[String], warn: bool) -> Vec<Condition> {
-    classes
+    let mut unknown = Vec::new();
+    let conditions = classes
         .iter()
         .map(|name| {
             let token = format!("<{name}>");
             if generator.concepts.contains_key(&token) {
                 return Condition::Concept(token);
             }
-            match generator.class_index(name) {
-                Some(i) => Condition::Class(i),
-                None => {
-                    if warn {
-                        eprintln!("warning: the model has no class `{name}`; its images are generated unconditionally");
-                    }
+            generator.class_index(name).map_or_else(
+                || {
+                    unknown.push(name.clone());
                     Condition::Null
-                }
-            }
+                },
+                Condition::Class,
+            )
         })
-        .collect()
+        .collect();
+    if warn {
+        model::warn_unknown_classes(&unknown);
+    }
+    conditions
 }
 
 /// The novel-concept setting: for every training subset, a token per class the model

@@ -39,17 +39,8 @@ impl Model {
         let found = self.loaded.class_conditions(classes);
         if !quiet && self.loaded.class_names().is_empty() && !found.unknown.is_empty() {
             eprintln!("note: the model is unconditional; every class is generated without a label");
-        } else if !quiet && !found.unknown.is_empty() {
-            let names: Vec<String> = found.unknown.iter().map(|n| format!("`{n}`")).collect();
-            let (noun, its) = match names.len() {
-                1 => ("class", "its"),
-                _ => ("classes", "their"),
-            };
-            eprintln!(
-                "warning: the model has no {noun} {}; {its} images are generated \
-                 unconditionally (learn concepts for them with `semaug learn-concepts`)",
-                names.join(", ")
-            );
+        } else if !quiet {
+            warn_unknown_classes(&found.unknown);
         }
         found.conditions
     }
@@ -75,6 +66,23 @@ impl Model {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         Ok(semaug_models::unet::sha256_hex(&bytes))
     }
+}
+
+/// One warning naming every dataset class the model does not know (none: no warning).
+pub fn warn_unknown_classes(unknown: &[String]) {
+    if unknown.is_empty() {
+        return;
+    }
+    let names: Vec<String> = unknown.iter().map(|n| format!("`{n}`")).collect();
+    let (noun, its) = match names.len() {
+        1 => ("class", "its"),
+        _ => ("classes", "their"),
+    };
+    eprintln!(
+        "warning: the model has no {noun} {}; {its} images are generated unconditionally \
+         (learn concepts for them with `semaug learn-concepts`)",
+        names.join(", ")
+    );
 }
 
 /// Resolve and load `--model` on `--device` with `--dtype` weights, with `--prompt` for

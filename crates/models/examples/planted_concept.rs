@@ -45,28 +45,8 @@ fn sampled(gen: &EmbeddedGenerator, class: usize, n: usize) -> TrainImages {
     let x = integrate(&field, &noise, &grid, &Solver::Heun, None)
         .expect("tensor op")
         .x;
-    let x = gen
-        .decode(&x)
-        .expect("tensor op")
-        .clamp(-1f32, 1f32)
-        .expect("tensor op");
-    let pixels = ((x + 1.0).expect("tensor op") * 127.5)
-        .expect("tensor op")
-        .round()
-        .expect("tensor op")
-        .flatten_all()
-        .expect("tensor op")
-        .to_vec1::<f32>()
-        .expect("tensor op")
-        .into_iter()
-        .map(|v| v as u8)
-        .collect();
-    TrainImages {
-        pixels,
-        labels: vec![Some(class); n],
-        height: 32,
-        width: 32,
-    }
+    let x = gen.decode(&x).expect("tensor op");
+    TrainImages::from_tensor(&x, Some(class)).expect("tensor op")
 }
 
 fn main() {

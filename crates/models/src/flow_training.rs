@@ -139,6 +139,25 @@ pub struct TrainImages {
 }
 
 impl TrainImages {
+    /// Images `[N, 3, H, W]` in [-1, 1] (e.g. a generator's decoded samples), all of
+    /// class `class`, quantised to u8 as a PNG would store them.
+    pub fn from_tensor(images: &Tensor, class: Option<usize>) -> candle_core::Result<Self> {
+        let (n, _, height, width) = images.dims4()?;
+        let pixels = ((images.clamp(-1f32, 1f32)? + 1.0)? * 127.5)?
+            .round()?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|v| v as u8)
+            .collect();
+        Ok(Self {
+            pixels,
+            labels: vec![class; n],
+            height,
+            width,
+        })
+    }
+
     /// Decode a labeled dataset and an optional unlabeled pool (its samples become the
     /// null class) at `height x width`, resizing any image of another size (Lanczos).
     pub fn load(

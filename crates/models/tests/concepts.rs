@@ -113,24 +113,8 @@ fn sampled(gen: &EmbeddedGenerator, class: usize, n: usize) -> TrainImages {
     let x = semaug_core::integrate(&field, &noise, &grid, &Solver::Heun, None)
         .unwrap()
         .x;
-    let x = gen.decode(&x).unwrap().clamp(-1f32, 1f32).unwrap();
-    let pixels: Vec<u8> = ((x + 1.0).unwrap() * 127.5)
-        .unwrap()
-        .round()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(|v| v as u8)
-        .collect();
-    TrainImages {
-        pixels,
-        labels: vec![Some(class); n],
-        height: 32,
-        width: 32,
-    }
+    let x = gen.decode(&x).unwrap();
+    TrainImages::from_tensor(&x, Some(class)).unwrap()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use semaug_core::{Condition, Generator};
+use semaug_core::Generator;
 use semaug_data::dataset::{open_dataset, Dataset, OpenOptions};
 use semaug_data::image_io::Limits;
 use semaug_eval::experiment::methods::parse_methods;
@@ -499,32 +499,6 @@ fn execute(
     Ok(())
 }
 
-/// Each class conditions on its concept `<class>` if the generator has one, else on
-/// the model's class of that name, else (with one warning naming them) on nothing.
-fn conditions(generator: &EmbeddedGenerator, classes: &[String], warn: bool) -> Vec<Condition> {
-    let mut unknown = Vec::new();
-    let conditions = classes
-        .iter()
-        .map(|name| {
-            let token = format!("<{name}>");
-            if generator.concepts.contains_key(&token) {
-                return Condition::Concept(token);
-            }
-            generator.class_index(name).map_or_else(
-                || {
-                    unknown.push(name.clone());
-                    Condition::Null
-                },
-                Condition::Class,
-            )
-        })
-        .collect();
-    if warn {
-        model::warn_unknown_classes(&unknown);
-    }
-    conditions
-}
-
 /// The novel-concept setting: for every training subset, a token per class the model
 /// does not know, learned from that subset's images of the class (model frozen).
 struct LearnedConcepts {
@@ -597,12 +571,17 @@ impl SyntheticSource for LearnedConcepts {
             generator.concepts.insert(format!("<{name}>"), row);
         }
         bar.finish();
-        let conditions = conditions(&generator, &subset.classes, self.warn);
+        // The one class -> condition rule every command uses (concept, class, or null).
+        let mut model = LoadedModel::Embedded(generator);
+        let found = model.class_conditions(&subset.classes);
+        if self.warn {
+            model::warn_unknown_classes(&found.unknown);
+        }
         // Warn about unknown classes once, not for every subset.
         self.warn = false;
         generate(&Backend {
-            generator: &generator,
-            conditions,
+            generator: model.generator(),
+            conditions: found.conditions,
             batch: self.batch,
             provenance: BTreeMap::from([(
                 "concepts".to_owned(),
